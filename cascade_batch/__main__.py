@@ -1,0 +1,5 @@
+"""`python -m cascade_batch`."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""The library API; the CLI is a thin layer over it.
+
+    async with cascade_batch.stream(queries, config, endpoint) as results:
+        async for record in results:
+            ...
+
+    summary = await cascade_batch.run_file("in.jsonl", "out.jsonl", config, endpoint)
+
+`queries` is a path (`-` for stdin) or an iterable / async iterable of input
+records (dicts in any DESIGN §2 shape). Records come out in completion order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream as ObjectReceiveStream
+
+from .caller import Caller
+from .client import Endpoint, make_client
+from .config import Config
+from .errors import ConfigError
+from .jsonl import JsonlWriter, read_lines
+from .limits import Gates
+from .pipeline import Item, Record, Stage, run_pipeline
+from .summary import Summary
+
+Queries = str | Iterable[dict[str, Any]] | AsyncIterable[dict[str, Any]]
+
+
+def resolve_endpoint(cfg: Config, base_url: str | None = None) -> Endpoint:
+    """`--base-url` > `OPENAI_BASE_URL` > config; the key from the env var the config names."""
+    url = base_url or os.environ.get("OPENAI_BASE_URL") or cfg.base_url
+    key = os.environ.get(cfg.api_key_env, "")
+    if not key:
+        raise ConfigError(
+            f"no API key: set the environment variable {cfg.api_key_env} (or use --simulate for the "
+            f"built-in simulator); endpoint: {url}"
+        )
+    return Endpoint(url, key)
+
+
+async def _items(queries: Queries, max_line_bytes: int) -> AsyncIterator[Item]:
+    if isinstance(queries, str):
+        async for item in read_lines(queries, max_line_bytes):
+            yield item
+    elif isinstance(queries, AsyncIterable):
+        n = 0
+        async for record in queries:
+            n += 1
+            yield n, record
+    else:
+        for n, record in enumerate(queries, 1):
+            yield n, record
+
+
+@asynccontextmanager
+async def stream(
+    queries: Queries,
+    cfg: Config,
+    endpoint: Endpoint,
+    *,
+    buffer: int = 256,
+) -> AsyncIterator[ObjectReceiveStream[Record]]:
+    """Run the cascade over `queries`; yields the stream of output records.
+
+    Leaving the block early cancels the run (no task outlives it).
+    """
+    connections = sum(cfg.models[m].max_concurrency for m in cfg.used_models())
+    client = make_client(endpoint, cfg.retry, connections=connections)
+    try:
+        caller = Caller(client, Gates.build(cfg.models, cfg.used_models()), cfg, secret=endpoint.api_key)
+        send, recv = anyio.create_memory_object_stream[Record](buffer)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_pipeline, _items(queries, cfg.input.max_line_bytes), Stage(cfg, caller), send)
+            async with recv:
+                yield recv
+            tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await client.close()
+
+
+async def run_file(
+    queries: Queries,
+    output: str,
+    cfg: Config,
+    endpoint: Endpoint,
+    *,
+    summary: Summary | None = None,
+    on_record: Callable[[Summary], None] | None = None,
+) -> Summary:
+    """Stream `queries` to the JSONL file `output` (`-` = stdout); return the totals.
+
+    Records are appended as they finish, several whole lines per `write` when
+    they arrive together; `summary` folds every record written.
+    """
+    summary = summary if summary is not None else Summary(currency=cfg.currency)
+    writer = JsonlWriter(output)
+    try:
+        async with stream(queries, cfg, endpoint) as results:
+            async for record in results:
+                batch = [record]
+                while len(batch) < 512:
+                    try:
+                        batch.append(results.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                writer.write_records(batch)
+                for r in batch:
+                    summary.add(r)
+                if on_record is not None:
+                    on_record(summary)
+    finally:
+        writer.close()
+    return summary

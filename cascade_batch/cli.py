@@ -1,0 +1,234 @@
+"""Command line: arguments → Config → library call. No cascade logic lives here.
+
+Exit status: 0 every record ok; 1 some records ended in error; 2 usage or
+config error; 130 after SIGINT, 143 after SIGTERM (output flushed first).
+Heavy imports (openai, aiohttp, rich) happen inside the commands so that
+`--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import Config
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cascade-batch",
+        description="Route JSONL queries through an LLM cascade (classify → cheapest adequate tier → escalate).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="answer every query in a JSONL file through the cascade")
+    run.add_argument("input", metavar="INPUT", help="JSONL queries ('-' = stdin)")
+    run.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="JSONL results ('-' = stdout)")
+    _endpoint_options(run)
+    run.add_argument("--summary", metavar="FILE", help="also write the summary as JSON to FILE")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    run.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTPUT")
+    _sim_options(run, prefix="sim-")
+
+    sim = sub.add_parser("simulate", help="serve the built-in OpenAI-compatible simulator (not a real model)")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8000)
+    sim.add_argument("-c", "--config", metavar="CONFIG.toml", help="models, prices and limits to emulate")
+    _sim_options(sim, prefix="")
+    return parser
+
+
+def _endpoint_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", metavar="CONFIG.toml", help="config file (default: the built-in seed config)")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, then the config)")
+    p.add_argument(
+        "--simulate",
+        action="store_true",
+        help="start the built-in simulator on loopback and use it (no key, no network)",
+    )
+
+
+def _sim_options(p: argparse.ArgumentParser, *, prefix: str) -> None:
+    g = p.add_argument_group("simulator" if not prefix else "simulator (with --simulate)")
+    g.add_argument(f"--{prefix}seed", type=int, help="seed of the simulator's random choices")
+    g.add_argument(f"--{prefix}latency-ms", type=float, help="base latency per call, ms")
+    g.add_argument(f"--{prefix}per-token-ms", type=float, help="latency added per completion token, ms")
+    g.add_argument(f"--{prefix}fault-rate", type=float, help="probability (0..1) that a call gets an injected fault")
+    g.add_argument(f"--{prefix}faults", help="comma-separated fault kinds to inject (default: all)")
+    g.add_argument(f"--{prefix}window-s", type=float, help="rate-limit window in seconds (default 60)")
+
+
+def _apply_sim_options(cfg: Config, args: argparse.Namespace, prefix: str) -> Config:
+    changes: dict[str, Any] = {}
+    for opt in ("seed", "latency_ms", "per_token_ms", "fault_rate", "window_s"):
+        value = getattr(args, prefix + opt, None)
+        if value is not None:
+            changes[opt] = value
+    faults = getattr(args, prefix + "faults", None)
+    if faults:
+        changes["faults"] = tuple(f.strip() for f in faults.split(",") if f.strip())
+    return cfg.with_overrides(simulator=replace(cfg.simulator, **changes)) if changes else cfg
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .errors import ConfigError, RunAborted
+
+    try:
+        if args.command == "run":
+            return _run(args)
+        return _simulate(args)
+    except ConfigError as exc:
+        print(f"cascade-batch: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunAborted as exc:
+        print(f"cascade-batch: run aborted: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    from .errors import ConfigError
+
+    if args.input != "-" and not os.path.isfile(args.input):
+        raise ConfigError(f"input file not found: {args.input}")
+    out = args.output
+    if out == "-":
+        return
+    if os.path.isdir(out):
+        raise ConfigError(f"output is a directory: {out}")
+    if os.path.exists(out) and os.path.getsize(out) > 0:
+        if not args.overwrite:
+            raise ConfigError(f"{out} is not empty; pass --overwrite to replace it")
+        open(out, "wb").close()
+
+
+def _run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from . import config as config_mod
+
+    cfg = _apply_sim_options(config_mod.load(args.config), args, "sim_")
+    _check_paths(args)
+    endpoint = None
+    if not args.simulate:
+        from .api import resolve_endpoint
+
+        endpoint = resolve_endpoint(cfg, args.base_url)
+    return anyio.run(_run_async, args, cfg, endpoint)
+
+
+async def _run_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> int:
+    import anyio
+
+    from .api import run_file
+    from .client import Endpoint
+    from .jsonl import count_lines
+    from .summary import Summary
+
+    summary = Summary(currency=cfg.currency)
+    bar = _progress(args, cfg)
+    caught: list[int] = []
+    started = time.monotonic()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_watch_signals, tg.cancel_scope, caught)
+        if args.simulate:
+            from .sim import Simulator, serve
+
+            url = await tg.start(serve, Simulator(cfg))
+            endpoint = Endpoint(url, "simulated-key")
+            _say(args, f"using the built-in simulator at {url} (simulated answers, not a real model)")
+        if bar is not None and args.input != "-":
+
+            async def total() -> None:
+                bar.set_total(await anyio.to_thread.run_sync(count_lines, args.input))
+
+            tg.start_soon(total)
+        with bar if bar is not None else nullcontext():
+            await run_file(
+                args.input,
+                args.output,
+                cfg,
+                endpoint,
+                summary=summary,
+                on_record=bar.update if bar is not None else None,
+            )
+            if bar is not None:
+                bar.update(summary, force=True)
+        tg.cancel_scope.cancel()
+    snap = summary.snapshot(cfg, wall_s=time.monotonic() - started)
+    if args.summary:
+        import orjson
+
+        with open(args.summary, "wb") as fh:
+            fh.write(orjson.dumps(snap, option=orjson.OPT_INDENT_2))
+    if not args.quiet:
+        from .render import print_summary
+
+        print_summary(snap)
+    if caught:
+        sig = caught[0]
+        print(
+            f"cascade-batch: stopped by {signal.Signals(sig).name}; {summary.total} records were written "
+            f"to {args.output}",
+            file=sys.stderr,
+        )
+        return EXIT_SIGINT if sig == signal.SIGINT else EXIT_SIGTERM
+    return EXIT_OK if summary.error == 0 else EXIT_ERRORS
+
+
+async def _watch_signals(scope: Any, caught: list[int]) -> None:
+    import anyio
+
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for sig in signals:
+            caught.append(sig)
+            scope.cancel()
+            return
+
+
+def _progress(args: argparse.Namespace, cfg: Config) -> Any:
+    if args.quiet or not sys.stderr.isatty():
+        return None
+    from .progress import ProgressBar
+
+    return ProgressBar(cfg.tier_names, cfg.currency)
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(f"cascade-batch: {text}", file=sys.stderr)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import anyio
+
+    from . import config as config_mod
+    from .sim import Simulator, serve
+
+    cfg = _apply_sim_options(config_mod.load(args.config), args, "")
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            url = await tg.start(serve, Simulator(cfg), args.host, args.port)
+            print(f"cascade-batch simulator (simulated models, not real ones) listening on {url}", file=sys.stderr)
+            print(f"  models: {', '.join(cfg.models)}", file=sys.stderr)
+            print(
+                f"  try: OPENAI_API_KEY=x cascade-batch run samples/queries.jsonl -o out.jsonl --base-url {url}",
+                file=sys.stderr,
+            )
+
+    try:
+        anyio.run(main)
+    except KeyboardInterrupt:
+        return EXIT_SIGINT
+    return EXIT_OK

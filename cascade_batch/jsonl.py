@@ -1,0 +1,166 @@
+"""Streaming JSONL input and output.
+
+The reader reads fixed-size chunks in a worker thread (a stalled pipe never
+blocks the event loop) and yields physical lines with their 1-based numbers;
+memory is bounded by the chunk size plus the longest allowed line. The writer
+writes whole lines only: several finished records may share one `write`, but
+a line is never split across two.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from array import array
+from collections.abc import AsyncIterator
+from hashlib import blake2b
+from typing import IO
+
+import anyio
+import orjson
+
+CHUNK = 1 << 20
+
+
+class LineTooLong:
+    """Marker for a line over the size limit (its bytes were skipped, not kept)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+async def read_lines(path: str, max_line_bytes: int) -> AsyncIterator[tuple[int, bytes | LineTooLong]]:
+    """Yield (line number, line without its line end) for every physical line.
+
+    CRLF and LF both end a line; a last line without a line end is still a
+    line. A line over `max_line_bytes` yields `LineTooLong` instead of its bytes.
+    """
+    fh: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    read = getattr(fh, "read1", fh.read)
+    try:
+        number = 0
+        pending = b""
+        skipped = -1  # >= 0 while skipping an over-long line: its size so far
+        while True:
+            chunk: bytes = await anyio.to_thread.run_sync(read, CHUNK)
+            if not chunk:
+                break
+            start = 0
+            while True:
+                end = chunk.find(b"\n", start)
+                if end < 0:
+                    rest = chunk[start:]
+                    if skipped >= 0:
+                        skipped += len(rest)
+                    elif len(pending) + len(rest) > max_line_bytes:
+                        skipped = len(pending) + len(rest)
+                        pending = b""
+                    else:
+                        pending += rest
+                    break
+                piece = chunk[start:end]
+                number += 1
+                if skipped >= 0:
+                    yield number, LineTooLong(skipped + len(piece))
+                    skipped = -1
+                else:
+                    line = pending + piece if pending else piece
+                    pending = b""
+                    if len(line) > max_line_bytes:
+                        yield number, LineTooLong(len(line))
+                    else:
+                        yield number, line[:-1] if line.endswith(b"\r") else line
+                start = end + 1
+        if skipped >= 0:
+            yield number + 1, LineTooLong(skipped)
+        elif pending:
+            yield number + 1, pending[:-1] if pending.endswith(b"\r") else pending
+    finally:
+        if fh is not sys.stdin.buffer:
+            fh.close()
+
+
+def count_lines(path: str) -> int:
+    """Physical lines in a regular file (blocking; run it in a thread)."""
+    total = 0
+    last = b"\n"
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            total += chunk.count(b"\n")
+            last = chunk[-1:]
+    return total + (last != b"\n")
+
+
+class IdIndex:
+    """A set of record ids in about 16 bytes each: 64-bit hashes, open addressing.
+
+    Nightly logs have millions of ids; a Python set of strings would cost
+    ~100 bytes per id. False "duplicate" reports need a 64-bit hash collision
+    (about 3e-8 for a million ids).
+    """
+
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        self._slots = array("Q", bytes(8 * capacity))
+        self._mask = capacity - 1
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    @staticmethod
+    def key(rid: str | int) -> int:
+        tagged = f"s:{rid}" if isinstance(rid, str) else f"i:{rid}"
+        h = int.from_bytes(blake2b(tagged.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+        return h or 1  # 0 marks an empty slot
+
+    def add(self, rid: str | int) -> bool:
+        """Insert `rid`; False if it was already there."""
+        if (self._count + 1) * 2 > len(self._slots):
+            self._grow()
+        return self._insert(self.key(rid))
+
+    def _insert(self, h: int) -> bool:
+        slots, mask = self._slots, self._mask
+        i = h & mask
+        while True:
+            current = slots[i]
+            if current == 0:
+                slots[i] = h
+                self._count += 1
+                return True
+            if current == h:
+                return False
+            i = (i + 1) & mask
+
+    def _grow(self) -> None:
+        old = self._slots
+        self._slots = array("Q", bytes(8 * len(old) * 2))
+        self._mask = len(self._slots) - 1
+        self._count = 0
+        for h in old:
+            if h:
+                self._insert(h)
+
+
+class JsonlWriter:
+    """Appends whole JSON lines to a file or stdout; one `write` per batch of whole lines."""
+
+    def __init__(self, path: str, *, mode: str = "ab") -> None:
+        self._stdout = path == "-"
+        self._fd = (
+            sys.stdout.fileno()
+            if self._stdout
+            else os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC), 0o644)
+        )
+
+    def write_records(self, records: list[dict[str, object]]) -> None:
+        data = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        if not self._stdout:
+            os.fsync(self._fd)
+            os.close(self._fd)
