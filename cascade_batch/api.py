@@ -23,7 +23,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream as ObjectReceiveStrea
 from .caller import Caller
 from .client import Endpoint, make_client
 from .config import Config
-from .errors import ConfigError
+from .errors import ConfigError, unwrap_groups
 from .jsonl import JsonlWriter, read_lines
 from .limits import Gates
 from .pipeline import Item, Record, Stage, run_pipeline
@@ -75,11 +75,12 @@ async def stream(
     try:
         caller = Caller(client, Gates.build(cfg.models, cfg.used_models()), cfg, secret=endpoint.api_key)
         send, recv = anyio.create_memory_object_stream[Record](buffer)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(run_pipeline, _items(queries, cfg.input.max_line_bytes), Stage(cfg, caller), send)
-            async with recv:
-                yield recv
-            tg.cancel_scope.cancel()
+        with unwrap_groups():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run_pipeline, _items(queries, cfg.input.max_line_bytes), Stage(cfg, caller), send)
+                async with recv:
+                    yield recv
+                tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             await client.close()

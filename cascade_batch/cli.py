@@ -82,12 +82,13 @@ def _apply_sim_options(cfg: Config, args: argparse.Namespace, prefix: str) -> Co
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .errors import ConfigError, RunAborted
+    from .errors import ConfigError, RunAborted, unwrap_groups
 
     try:
-        if args.command == "run":
-            return _run(args)
-        return _simulate(args)
+        with unwrap_groups():
+            if args.command == "run":
+                return _run(args)
+            return _simulate(args)
     except ConfigError as exc:
         print(f"cascade-batch: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -138,12 +138,24 @@ def wire_errors(secret: str) -> Iterator[None]:
 
     try:
         yield
-    except openai.APITimeoutError:
-        raise RetryableError("timeout", "the request timed out") from None
-    except openai.APIConnectionError as exc:
-        raise RetryableError("connection", scrub(f"connection failed: {exc.__cause__ or exc}", secret)) from None
+    except openai.APIConnectionError as exc:  # APITimeoutError included
+        root = root_cause(exc)
+        if isinstance(root, TimeoutError):
+            raise RetryableError("timeout", "the request timed out") from None
+        detail = f"{type(root).__name__}: {root}" if root is not exc else str(exc)
+        raise RetryableError("connection", scrub(f"connection failed ({detail})", secret)) from None
     except openai.APIStatusError as exc:
         raise status_error(exc.status_code, exc.response.headers, exc.response.content, secret) from None
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost cause: the aiohttp transport reports a refused or dropped
+    connection as a connect *timeout*, so only the root tells them apart."""
+    seen = {id(exc)}
+    while exc.__cause__ is not None and id(exc.__cause__) not in seen:
+        exc = exc.__cause__
+        seen.add(id(exc))
+    return exc
 
 
 def status_error(status: int, headers: Mapping[str, str], body: bytes, secret: str) -> CallError:

@@ -12,6 +12,9 @@ reads `kind`, `http_status` and `retry_after` and never imports `openai`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from .usage import Usage
 
 
@@ -65,3 +68,22 @@ class RetryableError(CallError):
     ) -> None:
         super().__init__(kind, message, http_status=http_status, usage=usage)
         self.retry_after = retry_after
+
+
+@contextmanager
+def unwrap_groups() -> Iterator[None]:
+    """Re-raise a `CascadeError` from inside task groups' ExceptionGroups as itself.
+
+    A worker that hits `RunAborted` cancels the run; the user should see that
+    one clear message, not a tree of tracebacks.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        ours = group.subgroup(lambda e: isinstance(e, CascadeError))
+        leaf: BaseException | None = ours
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        if leaf is not None:
+            raise leaf from None
+        raise

@@ -13,10 +13,23 @@ from typing import Any
 from .summary import Summary
 
 
+def _RateColumn() -> Any:  # noqa: N802 - a column factory, named like the class it builds
+    """Records/s over rich's recent-speed window (not since start), so a stall shows."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.speed
+            return Text(f"{speed:.1f}/s" if speed else "-/s")
+
+    return RateColumn()
+
+
 class ProgressBar:
     """done/total (when known), rate, per-tier counts and cost so far."""
 
-    def __init__(self, tiers: tuple[str, ...], currency: str, *, interval_s: float = 0.25) -> None:
+    def __init__(self, tiers: tuple[str, ...], currency: str, *, interval_s: float = 0.25, console: Any = None) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -24,18 +37,17 @@ class ProgressBar:
         self._currency = currency
         self._interval = interval_s
         self._next = 0.0
-        self._started = time.monotonic()
         self._progress = Progress(
             TextColumn("[bold]cascade"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
+            _RateColumn(),
             TimeElapsedColumn(),
             TextColumn("{task.fields[detail]}"),
-            console=Console(file=sys.stderr),
+            console=console if console is not None else Console(file=sys.stderr),
             transient=False,
         )
-        self._task = self._progress.add_task("run", total=None, rate="", detail="")
+        self._task = self._progress.add_task("run", total=None, detail="")
 
     def __enter__(self) -> ProgressBar:
         self._progress.start()
@@ -52,10 +64,7 @@ class ProgressBar:
         if not force and now < self._next:
             return
         self._next = now + self._interval
-        elapsed = max(now - self._started, 1e-9)
         tiers = " ".join(f"{t}:{summary.by_tier.get(t, 0)}" for t in self._tiers)
         cost = summary.cost_classifier + summary.cost_answer
         detail = f"{tiers} err:{summary.error} cost:{cost:.4f} {self._currency}"
-        self._progress.update(
-            self._task, completed=summary.total, rate=f"{summary.total / elapsed:.1f}/s", detail=detail
-        )
+        self._progress.update(self._task, completed=summary.total, detail=detail)

@@ -37,7 +37,10 @@ def print_summary(snap: dict[str, Any], *, title: str = "cascade_batch summary")
     console.print(head)
     models = Table(title="by model", title_justify="left")
     for col in ("model", "calls", "prompt tokens", "completion tokens", f"cost ({cur})"):
-        models.add_column(col, justify="left" if col == "model" else "right")
+        if col == "model":
+            models.add_column(col, no_wrap=True, min_width=max((len(n) for n in snap["by_model"]), default=5))
+        else:
+            models.add_column(col, justify="right")
     for name, m in snap["by_model"].items():
         models.add_row(
             name, str(m["calls"]), str(m["prompt_tokens"]), str(m["completion_tokens"]), f"{m.get('cost', 0.0):.6f}"

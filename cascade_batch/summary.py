@@ -99,7 +99,7 @@ class Summary:
             by_model[name] = entry
         out: dict[str, Any] = {
             "records": {"total": self.total, "ok": self.ok, "error": self.error},
-            "by_tier": dict(self.by_tier),
+            "by_tier": _ordered(self.by_tier, cfg.tier_names if cfg is not None else ()),
             "by_model": by_model,
             "escalations": dict(self.escalations),
             "errors": dict(self.errors),
@@ -122,6 +122,13 @@ class Summary:
         if self.ignored_models:
             out["notes"] = [f"`model` in {self.ignored_models} request bodies was ignored: the router picks the model"]
         return out
+
+
+def _ordered(counts: Counter[str], order: tuple[str, ...]) -> dict[str, int]:
+    """Counts in tier order (unknown names after, sorted), so tables read cheapest first."""
+    known = [(name, counts[name]) for name in order if name in counts]
+    rest = sorted((name, n) for name, n in counts.items() if name not in order)
+    return dict(known + rest)
 
 
 def _bucket(latency_ms: float) -> int:

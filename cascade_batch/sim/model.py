@@ -151,7 +151,7 @@ def complexity(text: str) -> int:
     return 0
 
 
-_LABELS = ("simple", "moderate", "complex")
+LABELS = ("simple", "moderate", "complex")
 _FORMATS = ("{w}", "{W}.", " {U}\n", "{w}.", "{w} — because of the question's scope", "**{W}**")
 
 
@@ -159,7 +159,7 @@ def classifier_reply(text: str, *, junk_rate: float = 0.0) -> str:
     """The one-word verdict, in one of several formats real small models produce."""
     if junk_rate and unit("junk", text) < junk_rate:
         return "I cannot tell"
-    word = _LABELS[complexity(text)]
+    word = LABELS[complexity(text)]
     fmt = _FORMATS[stable_hash("fmt", text) % len(_FORMATS)]
     return fmt.format(w=word, W=word.capitalize(), U=word.upper())
 

@@ -92,10 +92,15 @@ class Simulator:
             return _error(
                 404, f"The model `{name}` does not exist (simulator)", "invalid_request_error", code="model_not_found"
             )
-        if not isinstance(messages, list) or not messages:
-            return _error(400, "`messages` must be a non-empty array", "invalid_request_error")
         stats = self.stats[name]
         stats.requests += 1
+        if not isinstance(messages, list) or not messages:
+            stats.faults["http_400"] += 1
+            return _error(400, "`messages` must be a non-empty array", "invalid_request_error")
+        temperature = body.get("temperature", 1.0)
+        if not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
+            stats.faults["http_400"] += 1
+            return _error(400, "`temperature` must be a number between 0 and 2", "invalid_request_error")
         limited = self._rate_limit(name, behaviour.count_tokens(messages))
         if limited is not None:
             stats.rate_limited += 1
@@ -249,6 +254,20 @@ def build_app(sim: Simulator) -> web.Application:
     return app
 
 
+async def start(sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
+    """Start listening; returns the runner (call `cleanup()` to stop) and the base URL."""
+    runner = web.AppRunner(build_app(sim), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound = runner.addresses[0]
+    return runner, f"http://{bound[0]}:{bound[1]}/v1"
+
+
 async def serve(
     sim: Simulator,
     host: str = "127.0.0.1",
@@ -257,13 +276,9 @@ async def serve(
     task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until cancelled; reports its base URL (`http://host:port/v1`) once it listens."""
-    runner = web.AppRunner(build_app(sim), access_log=None, handle_signals=False)
-    await runner.setup()
+    runner, url = await start(sim, host, port)
     try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
-        bound = runner.addresses[0]
-        task_status.started(f"http://{bound[0]}:{bound[1]}/v1")
+        task_status.started(url)
         await anyio.sleep_forever()
     finally:
         with anyio.CancelScope(shield=True):

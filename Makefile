@@ -1,0 +1,32 @@
+# cascade_batch — one command each. Every target creates the virtualenv when it is missing.
+VENV   ?= .venv
+PYTHON ?= python3
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed-stamp
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# The zero-setup demo: the sample queries through the three tiers of the built-in simulator.
+demo: install
+	rm -f samples/out.jsonl
+	$(VENV)/bin/cascade-batch run samples/queries.jsonl -o samples/out.jsonl --simulate --summary samples/summary.json
+	@echo "results: samples/out.jsonl   summary: samples/summary.json"
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check cascade_batch tests
+	$(VENV)/bin/ruff format --check cascade_batch tests
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) build *.egg-info samples/out.jsonl samples/summary.json
