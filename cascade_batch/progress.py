@@ -13,7 +13,7 @@ from typing import Any
 from .summary import Summary
 
 
-def _RateColumn() -> Any:  # noqa: N802 - a column factory, named like the class it builds
+def _RateColumn() -> Any:
     """Records/s over rich's recent-speed window (not since start), so a stall shows."""
     from rich.progress import ProgressColumn
     from rich.text import Text
