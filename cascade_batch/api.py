@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -23,10 +24,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream as ObjectReceiveStrea
 from .caller import Caller
 from .client import Endpoint, make_client
 from .config import Config
+from .control import RunControl
 from .errors import ConfigError, unwrap_groups
-from .jsonl import JsonlWriter, read_lines
+from .jsonl import read_lines
 from .limits import Gates
-from .pipeline import Item, Record, Stage, run_pipeline
+from .outfile import OutputFile
+from .pipeline import Item, Reading, Record, Stage, run_pipeline
+from .records import INPUT_ERRORS
 from .summary import Summary
 
 Queries = str | Iterable[dict[str, Any]] | AsyncIterable[dict[str, Any]]
@@ -64,20 +68,30 @@ async def stream(
     cfg: Config,
     endpoint: Endpoint,
     *,
+    reading: Reading | None = None,
+    control: RunControl | None = None,
     buffer: int = 256,
 ) -> AsyncIterator[ObjectReceiveStream[Record]]:
     """Run the cascade over `queries`; yields the stream of output records.
 
-    Leaving the block early cancels the run (no task outlives it).
+    Leaving the block early cancels the run (no task outlives it). `reading`
+    skips lines already done (resume); `control` lets another task stop the
+    run gracefully.
     """
     connections = sum(cfg.models[m].max_concurrency for m in cfg.used_models())
     client = make_client(endpoint, cfg.retry, connections=connections)
+    reading = reading if reading is not None else Reading()
     try:
         caller = Caller(client, Gates.build(cfg.models, cfg.used_models()), cfg, secret=endpoint.api_key)
         send, recv = anyio.create_memory_object_stream[Record](buffer)
         with unwrap_groups():
             async with anyio.create_task_group() as tg:
-                tg.start_soon(run_pipeline, _items(queries, cfg.input.max_line_bytes), Stage(cfg, caller), send)
+                if control is not None:
+                    control.run_scope = tg.cancel_scope
+                    reading.scope = control.read_scope
+                    tg.start_soon(control.grace_timer)
+                items = _items(queries, cfg.input.max_line_bytes)
+                tg.start_soon(partial(run_pipeline, items, Stage(cfg, caller), send, reading=reading))
                 async with recv:
                     yield recv
                 tg.cancel_scope.cancel()
@@ -92,18 +106,30 @@ async def run_file(
     cfg: Config,
     endpoint: Endpoint,
     *,
+    mode: str = "new",
+    retry_errors: bool = False,
+    max_errors: int = 0,
+    control: RunControl | None = None,
     summary: Summary | None = None,
     on_record: Callable[[Summary], None] | None = None,
 ) -> Summary:
     """Stream `queries` to the JSONL file `output` (`-` = stdout); return the totals.
 
-    Records are appended as they finish, several whole lines per `write` when
-    they arrive together; `summary` folds every record written.
+    `mode`: `new` refuses a non-empty output, `resume` skips the input lines
+    it already holds (with `retry_errors`, its error records are dropped and
+    run again), `overwrite` starts it over. Records are appended as they
+    finish, several whole lines per `write` when they arrive together.
+    `summary` folds every record in the file, kept ones included.
+    `max_errors` > 0 stops the run gracefully once that many input lines were
+    unusable (`control.reason == "max_errors"`).
     """
     summary = summary if summary is not None else Summary(currency=cfg.currency)
-    writer = JsonlWriter(output)
+    control = control if control is not None else RunControl()
+    out = OutputFile(output, mode=mode, retry_errors=retry_errors, on_kept=summary.add_resumed)
+    input_errors = 0
     try:
-        async with stream(queries, cfg, endpoint) as results:
+        reading = Reading(skip=out.resumed.done, ids=out.resumed.ids)
+        async with stream(queries, cfg, endpoint, reading=reading, control=control) as results:
             async for record in results:
                 batch = [record]
                 while len(batch) < 512:
@@ -111,11 +137,15 @@ async def run_file(
                         batch.append(results.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
-                writer.write_records(batch)
+                out.write_records(batch)
                 for r in batch:
                     summary.add(r)
+                    if max_errors and r["status"] == "error" and r["error"]["type"] in INPUT_ERRORS:
+                        input_errors += 1
+                        if input_errors == max_errors:
+                            control.stop("max_errors")
                 if on_record is not None:
                     on_record(summary)
     finally:
-        writer.close()
+        out.close()
     return summary

@@ -1,7 +1,8 @@
 """Command line: arguments → Config → library call. No cascade logic lives here.
 
 Exit status: 0 every record ok; 1 some records ended in error; 2 usage or
-config error; 130 after SIGINT, 143 after SIGTERM (output flushed first).
+config error; 3 stopped by --max-errors; 130 after SIGINT, 143 after SIGTERM
+(output flushed first).
 Heavy imports (openai, aiohttp, rich) happen inside the commands so that
 `--help` stays fast.
 """
@@ -20,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import Config
+    from .control import RunControl
 
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_MAX_ERRORS, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 3, 130, 143
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +39,31 @@ def build_parser() -> argparse.ArgumentParser:
     _endpoint_options(run)
     run.add_argument("--summary", metavar="FILE", help="also write the summary as JSON to FILE")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stopped or crashed run: skip the input lines OUTPUT already holds",
+    )
+    run.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="with --resume: run the lines whose records ended in error again, replacing them",
+    )
     run.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTPUT")
+    run.add_argument(
+        "--max-errors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop (gracefully, exit status 3) after N unusable input lines (default: never)",
+    )
+    run.add_argument(
+        "--grace-s",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="on Ctrl-C/SIGTERM, let in-flight records finish for up to S seconds (default 30)",
+    )
     _sim_options(run, prefix="sim-")
 
     sim = sub.add_parser("simulate", help="serve the built-in OpenAI-compatible simulator (not a real model)")
@@ -97,20 +123,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
-def _check_paths(args: argparse.Namespace) -> None:
+def _check_args(args: argparse.Namespace) -> None:
     from .errors import ConfigError
 
     if args.input != "-" and not os.path.isfile(args.input):
         raise ConfigError(f"input file not found: {args.input}")
-    out = args.output
-    if out == "-":
-        return
-    if os.path.isdir(out):
-        raise ConfigError(f"output is a directory: {out}")
-    if os.path.exists(out) and os.path.getsize(out) > 0:
-        if not args.overwrite:
-            raise ConfigError(f"{out} is not empty; pass --overwrite to replace it")
-        open(out, "wb").close()
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other")
+    if args.retry_errors and not args.resume:
+        raise ConfigError("--retry-errors goes with --resume")
+    if args.max_errors < 0 or args.grace_s < 0:
+        raise ConfigError("--max-errors and --grace-s must not be negative")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -119,7 +142,7 @@ def _run(args: argparse.Namespace) -> int:
     from . import config as config_mod
 
     cfg = _apply_sim_options(config_mod.load(args.config), args, "sim_")
-    _check_paths(args)
+    _check_args(args)
     endpoint = None
     if not args.simulate:
         from .api import resolve_endpoint
@@ -133,15 +156,17 @@ async def _run_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> in
 
     from .api import run_file
     from .client import Endpoint
+    from .control import RunControl
     from .jsonl import count_lines
     from .summary import Summary
 
     summary = Summary(currency=cfg.currency)
     bar = _progress(args, cfg)
-    caught: list[int] = []
+    control = RunControl(grace_s=args.grace_s)
     started = time.monotonic()
+    mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_watch_signals, tg.cancel_scope, caught)
+        tg.start_soon(_watch_signals, control, args.quiet)
         if args.simulate:
             from .sim import Simulator, serve
 
@@ -160,6 +185,10 @@ async def _run_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> in
                 args.output,
                 cfg,
                 endpoint,
+                mode=mode,
+                retry_errors=args.retry_errors,
+                max_errors=args.max_errors,
+                control=control,
                 summary=summary,
                 on_record=bar.update if bar is not None else None,
             )
@@ -176,25 +205,35 @@ async def _run_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> in
         from .render import print_summary
 
         print_summary(snap)
-    if caught:
-        sig = caught[0]
-        print(
-            f"cascade-batch: stopped by {signal.Signals(sig).name}; {summary.total} records were written "
-            f"to {args.output}",
-            file=sys.stderr,
-        )
-        return EXIT_SIGINT if sig == signal.SIGINT else EXIT_SIGTERM
+    if control.reason is not None:
+        _resume_hint(args, control.reason, summary)
+        return {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM}.get(control.reason, EXIT_MAX_ERRORS)
     return EXIT_OK if summary.error == 0 else EXIT_ERRORS
 
 
-async def _watch_signals(scope: Any, caught: list[int]) -> None:
+def _resume_hint(args: argparse.Namespace, reason: str, summary: Any) -> None:
+    why = f"after {args.max_errors} unusable input lines (--max-errors)" if reason == "max_errors" else f"by {reason}"
+    print(f"cascade-batch: stopped {why}; {summary.total} records are in {args.output}.", file=sys.stderr)
+    if args.output != "-" and args.input != "-":
+        print(
+            f"  resume with: cascade-batch run {args.input} -o {args.output} --resume [same options]", file=sys.stderr
+        )
+
+
+async def _watch_signals(control: RunControl, quiet: bool) -> None:
+    """First SIGINT/SIGTERM: stop gracefully; a second one: stop at once."""
     import anyio
 
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for sig in signals:
-            caught.append(sig)
-            scope.cancel()
-            return
+            first = control.reason is None
+            control.stop(signal.Signals(sig).name)
+            if first and not quiet:
+                print(
+                    f"\ncascade-batch: {signal.Signals(sig).name}: no new input is read; finishing the records in "
+                    f"flight (up to {control.grace_s:g} s). Press Ctrl-C again to stop at once.",
+                    file=sys.stderr,
+                )
 
 
 def _progress(args: argparse.Namespace, cfg: Config) -> Any:

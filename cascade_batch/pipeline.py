@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -26,7 +26,7 @@ from .classify import classify
 from .config import Config
 from .errors import CallError
 from .escalation import error_escalation, escalation_reason, top_tier_problem
-from .jsonl import IdIndex, LineTooLong
+from .jsonl import IdIndex, LineSet, LineTooLong
 from .limits import estimate_prompt_tokens
 from .outcome import Job, build_record
 from .records import InputProblem, Query, parse_line, parse_record, problem_record
@@ -45,14 +45,30 @@ class Stage:
     clock: Callable[[], float] = anyio.current_time
 
 
+@dataclass(slots=True)
+class Reading:
+    """What the reader needs besides the input: lines to skip (resume), ids seen, its cancel scope."""
+
+    skip: LineSet | None = None
+    ids: IdIndex = field(default_factory=IdIndex)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+
 async def run_pipeline(
     items: AsyncIterable[Item],
     stage: Stage,
     results: ObjectSendStream[Record],
     *,
+    reading: Reading | None = None,
     buffer: int = 256,
 ) -> None:
-    """Send exactly one record into `results` for every non-blank item; close it at the end."""
+    """Send exactly one record into `results` for every non-blank item not skipped; close it at the end.
+
+    After a graceful stop (`reading.scope` cancelled) queries not yet
+    classified are dropped unanswered (a resume redoes them); those already
+    classified, which cost money, are finished.
+    """
+    reading = reading if reading is not None else Reading()
     cfg = stage.cfg
     n_tiers = len(cfg.tiers)
     q_send, q_recv = anyio.create_memory_object_stream[Query](buffer)
@@ -62,9 +78,9 @@ async def run_pipeline(
         t_send.append(s)
         t_recv.append(r)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(read_stage, items, cfg, q_send, results.clone())
+        tg.start_soon(read_stage, items, cfg, q_send, results.clone(), reading)
         for _ in range(cfg.models[cfg.classifier.model].max_concurrency):
-            tg.start_soon(classify_stage, stage, q_recv.clone(), [s.clone() for s in t_send])
+            tg.start_soon(classify_stage, stage, q_recv.clone(), [s.clone() for s in t_send], reading.scope)
         for i, tier in enumerate(cfg.tiers):
             nxt = t_send[i + 1] if i + 1 < n_tiers else None
             for _ in range(cfg.models[tier.model].max_concurrency):
@@ -92,33 +108,60 @@ async def read_stage(
     cfg: Config,
     queries: ObjectSendStream[Query],
     results: ObjectSendStream[Record],
+    reading: Reading,
 ) -> None:
-    """Parse lines, reject bad and duplicate ones as error records, pass queries on."""
-    ids = IdIndex()
+    """Parse lines, reject bad and duplicate ones as error records, pass queries on.
+
+    Cancelling `reading.scope` stops reading (a graceful stop): what was read
+    already still flows through the stages.
+    """
+    context = max(cfg.models[t.model].context_tokens for t in cfg.tiers)
     async with queries, results:
-        async for line, item in items:
-            parsed = to_query(line, item, cfg.input.max_line_bytes)
-            if parsed is None:
-                continue
-            if isinstance(parsed, Query) and not ids.add(parsed.id):
-                parsed = InputProblem(line, "duplicate_id", f"id {parsed.id!r} appeared on an earlier line", parsed.id)
-            if isinstance(parsed, InputProblem):
-                await results.send(problem_record(parsed))
-            else:
-                await queries.send(parsed)
+        with reading.scope:
+            async for line, item in items:
+                if reading.skip is not None and line in reading.skip:
+                    continue
+                parsed = to_query(line, item, cfg.input.max_line_bytes)
+                if parsed is None:
+                    continue
+                parsed = _check_query(parsed, reading.ids, context)
+                if isinstance(parsed, InputProblem):
+                    await results.send(problem_record(parsed))
+                else:
+                    await queries.send(parsed)
+
+
+def _check_query(parsed: Query | InputProblem, ids: IdIndex, context: int) -> Query | InputProblem:
+    """Duplicate ids and queries no tier can hold become problems."""
+    if isinstance(parsed, InputProblem):
+        return parsed
+    if not ids.add(parsed.id):
+        return InputProblem(parsed.line, "duplicate_id", f"id {parsed.id!r} appeared on an earlier line", parsed.id)
+    if estimate_prompt_tokens(parsed.messages) > context:
+        return InputProblem(
+            parsed.line,
+            "query_too_long",
+            f"the query needs about {estimate_prompt_tokens(parsed.messages)} tokens; the largest "
+            f"tier's context window is {context}",
+            parsed.id,
+        )
+    return parsed
 
 
 async def classify_stage(
     stage: Stage,
     queries: ObjectReceiveStream[Query],
     tiers: list[ObjectSendStream[Job]],
+    stopped: anyio.CancelScope,
 ) -> None:
-    """Classify each query and route it to its tier's pool."""
+    """Classify each query and route it to its tier's pool; after a stop, drop what is left."""
     cfg = stage.cfg
     async with AsyncExitStack() as stack:
         for s in (queries, *tiers):
             await stack.enter_async_context(s)
         async for query in queries:
+            if stopped.cancel_called:
+                continue
             job = Job(query, stage.clock())
 
             async def call(model: str, messages: list[dict[str, Any]], params: dict[str, Any], job: Job = job) -> Any:

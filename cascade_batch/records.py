@@ -21,6 +21,21 @@ _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "functio
 
 RecordId = str | int
 
+# Error types of records whose input line was unusable (no call was made).
+INPUT_ERRORS = frozenset(
+    {
+        "invalid_json",
+        "invalid_utf8",
+        "not_object",
+        "missing_query",
+        "empty_query",
+        "invalid_field",
+        "duplicate_id",
+        "line_too_long",
+        "query_too_long",
+    }
+)
+
 
 @dataclass(slots=True)
 class Query:

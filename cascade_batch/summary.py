@@ -38,6 +38,12 @@ class Summary:
     unparsed_labels: int = 0
     ignored_models: int = 0
     latency_hist: Counter[int] = field(default_factory=Counter)
+    resumed: int = 0  # records that were already in the output when this run started
+
+    def add_resumed(self, record: Mapping[str, Any]) -> None:
+        """Fold a record an earlier run wrote (counts, but not in this run's throughput)."""
+        self.add(record)
+        self.resumed += 1
 
     def add(self, record: Mapping[str, Any]) -> None:
         """Fold one output record into the totals."""
@@ -98,7 +104,7 @@ class Summary:
                 entry["cost"] = call_cost(m, cfg.models[name])
             by_model[name] = entry
         out: dict[str, Any] = {
-            "records": {"total": self.total, "ok": self.ok, "error": self.error},
+            "records": {"total": self.total, "ok": self.ok, "error": self.error, "resumed": self.resumed},
             "by_tier": _ordered(self.by_tier, cfg.tier_names if cfg is not None else ()),
             "by_model": by_model,
             "escalations": dict(self.escalations),
@@ -118,7 +124,7 @@ class Summary:
         }
         if wall_s is not None:
             out["wall_s"] = round(wall_s, 3)
-            out["throughput_qps"] = round(self.total / wall_s, 2) if wall_s > 0 else 0.0
+            out["throughput_qps"] = round((self.total - self.resumed) / wall_s, 2) if wall_s > 0 else 0.0
         if self.ignored_models:
             out["notes"] = [f"`model` in {self.ignored_models} request bodies was ignored: the router picks the model"]
         return out

@@ -108,7 +108,7 @@ async def test_summary_totals_equal_the_sum_of_records(simulator: SimHandle, tmp
     summary = await run_file(queries(120), str(out), cfg, simulator.endpoint)
     records = [orjson.loads(x) for x in out.read_bytes().splitlines()]
     snap = summary.snapshot(cfg, wall_s=1.0)
-    assert snap["records"] == {"total": 120, "ok": 120, "error": 0}
+    assert snap["records"] == {"total": 120, "ok": 120, "error": 0, "resumed": 0}
     assert sum(snap["by_tier"].values()) == 120
     for tier, n in snap["by_tier"].items():
         assert n == sum(1 for r in records if r["tier"] == tier)
@@ -337,3 +337,29 @@ def test_models_in_default_config_have_prices() -> None:
     for name in cfg.used_models():
         assert isinstance(cfg.models[name], ModelConfig)
         assert cfg.models[name].input_per_mtok > 0
+
+
+async def test_twenty_percent_faults_over_5000_queries_lose_nothing() -> None:
+    """20 % faults of every kind over 5,000 queries: the run finishes and every query has its one record."""
+    cfg = make_config(
+        sim={"fault_rate": 0.2, "hang_s": 1.0, "faults": ALL_FAULTS},
+        retry={"request_timeout_s": 0.3, "max_attempts": 8},
+    )
+    async with running(cfg) as handle:
+        records = await run_records(queries(5000), cfg, handle.endpoint)
+    ids = Counter(r["id"] for r in records)
+    assert len(ids) == 5000 and max(ids.values()) == 1
+    assert all(r["status"] == "ok" for r in records), Counter(r["error"]["type"] for r in records if "error" in r)
+    faults = sum((s.faults for s in handle.sim.stats.values()), start=Counter())
+    assert all(faults[k] > 50 for k in ALL_FAULTS), faults
+    truncated = sum(1 for r in records for h in r["escalations"] if h["reason"] == "truncated")
+    assert truncated > 0  # injected finish_reason "length" escalates
+
+
+async def test_query_too_long_for_every_tier_costs_nothing(simulator: SimHandle) -> None:
+    """A query above the largest context window is an error record before any call."""
+    cfg = make_config()
+    cfg = cfg.with_overrides(models={n: replace(m, context_tokens=100) for n, m in cfg.models.items()})
+    [record] = await run_records([{"id": "big", "query": "word " * 200}], cfg, simulator.endpoint)
+    assert record["status"] == "error" and record["error"]["type"] == "query_too_long"
+    assert sum(s.requests for s in simulator.sim.stats.values()) == 0

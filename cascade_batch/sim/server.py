@@ -75,6 +75,7 @@ class Simulator:
         self.stats: dict[str, ModelStats] = {name: ModelStats() for name in cfg.models}
         self.windows = {name: Window(self.sim.window_s) for name in cfg.models}
         self.clock = time.monotonic
+        self.seen: Counter[str] | None = None  # set to a Counter to record each request's last user text
 
     def snapshot(self) -> dict[str, Any]:
         return {name: s.as_dict() for name, s in self.stats.items() if s.requests}
@@ -94,6 +95,8 @@ class Simulator:
             )
         stats = self.stats[name]
         stats.requests += 1
+        if self.seen is not None and isinstance(messages, list):
+            self.seen[behaviour.last_user_text(messages)] += 1
         if not isinstance(messages, list) or not messages:
             stats.faults["http_400"] += 1
             return _error(400, "`messages` must be a non-empty array", "invalid_request_error")
