@@ -82,6 +82,8 @@ class Caller:
                     exc.attempts = attempts
                     raise
                 ledger.charge(purpose, model, done.usage)
+                if done.pause_s:
+                    gate.cooldown.hold(done.pause_s)
                 gate.settle(grant, done.usage.total, done.usage.completion_tokens)
                 return done, attempts
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover

@@ -13,7 +13,8 @@ class Completion:
 
     `content` is the final answer text (None when the server sent none);
     `reasoning` is a reasoning model's `reasoning_content`, kept only to
-    explain an empty answer; `usage` counts every billed token.
+    explain an empty answer; `usage` counts every billed token; `pause_s`
+    comes from `x-ratelimit-remaining-*: 0` with its `x-ratelimit-reset-*`.
     """
 
     content: str | None
@@ -21,3 +22,4 @@ class Completion:
     usage: Usage
     model: str
     reasoning: str | None = None
+    pause_s: float | None = None  # the server said its budget is spent: wait this long before the next call

@@ -8,10 +8,10 @@ before the call and corrected afterwards from the reported usage.
 The minute limits are *sliding* windows over our own send times: at most
 `limit` in any 60 s (plus a small guard). A provider with a fixed one-minute
 window (mittwald) then never sees more than its limit in one of its windows,
-whatever their alignment, and a fresh run may still use the whole minute's
-budget at once. A leaky bucket (aiolimiter) cannot give both: sized to a
-minute it sends up to twice the limit in the first fixed window; sized to a
-second it can never burst.
+whatever their alignment. Requests are also spaced evenly (`PacedWindow`),
+with a burst of 10 s' worth for small jobs. A leaky bucket (aiolimiter)
+alone cannot guarantee the cap: sized to a minute it sends up to twice the
+limit in the first fixed window.
 """
 
 from __future__ import annotations
@@ -109,6 +109,53 @@ class SlidingWindow:
         grant.amount = actual
 
 
+class PacedWindow(SlidingWindow):
+    """A sliding-window cap that also spaces acquisitions evenly (GCRA).
+
+    Up to `burst_s` seconds' worth may go at once (a small job finishes
+    fast); beyond that, one acquisition every `window/limit` seconds, so a
+    saturated run sends a steady stream at the limit rather than a burst at
+    the start of each minute, which providers that refill continuously
+    (OpenAI) answer with 429s and which makes throughput uneven. After the
+    cap made a caller wait, no burst credit is left: the next minute stays
+    smooth.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window_s: float = 60.0,
+        *,
+        burst_s: float = 10.0,
+        guard_s: float = 0.25,
+        clock: Clock = anyio.current_time,
+    ) -> None:
+        super().__init__(limit, window_s, guard_s=guard_s, clock=clock)
+        self.interval = self.window / limit
+        self._tolerance = max(0.0, limit * burst_s / window_s - 1) * self.interval
+        self._tat = 0.0  # theoretical arrival time of the next acquisition
+
+    async def acquire(self, amount: float = 1) -> Grant:
+        async with self._lock:
+            now = self._clock()
+            early = self._tat - self._tolerance - now
+            if early > 0:
+                await anyio.sleep(early)
+            waited_for_cap = False
+            while True:
+                now = self._clock()
+                self._expire(now)
+                if self._used + 1 <= self.limit or not self._log:
+                    break
+                waited_for_cap = True
+                await anyio.sleep(self._log[0].at + self.window - now)
+            self._tat = (now if waited_for_cap else max(self._tat, now)) + self.interval
+            grant = Grant(now, 1)
+            self._log.append(grant)
+            self._used += 1
+            return grant
+
+
 class ModelGate:
     """Everything that paces calls to one model; one instance per model per run."""
 
@@ -116,7 +163,7 @@ class ModelGate:
         self.cfg = cfg
         self.cooldown = Cooldown()
         self.concurrency = anyio.Semaphore(cfg.max_concurrency)
-        self.rpm = SlidingWindow(cfg.rpm) if cfg.rpm > 0 else None
+        self.rpm = PacedWindow(cfg.rpm) if cfg.rpm > 0 else None
         self.tpm = SlidingWindow(cfg.tpm) if cfg.tpm > 0 else None
         self._completion_avg = 256.0  # running mean of completion tokens, for estimates
         self.in_flight = 0

@@ -143,3 +143,36 @@ def test_progress_bar_renders_running_totals() -> None:
         pass  # start and stop: the final frame is printed
     text = buffer.getvalue()
     assert "1/10" in text and "simple:1" in text and "cost:0.7500 EUR" in text
+
+
+@pytest.mark.parametrize(
+    "headers, expected",
+    [
+        ({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1.5s"}, 1.5),
+        ({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"}, 360.0),
+        ({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "20ms"}, 0.02),
+        ({"x-ratelimit-remaining-requests": "3", "x-ratelimit-reset-requests": "1s"}, None),
+        ({}, None),
+    ],
+)
+def test_budget_pause_from_rate_limit_headers(headers: dict[str, str], expected: float | None) -> None:
+    """A spent budget (remaining 0) pauses the model until the reset the server names."""
+    from cascade_batch.client import budget_pause
+
+    assert budget_pause(headers) == (pytest.approx(expected) if expected is not None else None)
+
+
+@pytest.mark.parametrize(
+    "headers, expected",
+    [
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after-ms": "250", "retry-after": "1"}, 0.25),
+        ({}, None),
+        ({"retry-after": "soon"}, None),
+    ],
+)
+def test_retry_after_header(headers: dict[str, str], expected: float | None) -> None:
+    """Retry-After in seconds or milliseconds (the OpenAI extension wins)."""
+    from cascade_batch.client import retry_after
+
+    assert retry_after(headers) == expected

@@ -76,6 +76,7 @@ class Simulator:
         self.windows = {name: Window(self.sim.window_s) for name in cfg.models}
         self.clock = time.monotonic
         self.seen: Counter[str] | None = None  # set to a Counter to record each request's last user text
+        self.accepted_at: dict[str, list[float]] | None = None  # set to {} to record when each call was served
 
     def snapshot(self) -> dict[str, Any]:
         return {name: s.as_dict() for name, s in self.stats.items() if s.requests}
@@ -104,10 +105,12 @@ class Simulator:
         if not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
             stats.faults["http_400"] += 1
             return _error(400, "`temperature` must be a number between 0 and 2", "invalid_request_error")
-        limited = self._rate_limit(name, behaviour.count_tokens(messages))
+        limited, rate_headers = self._rate_limit(name, behaviour.count_tokens(messages))
         if limited is not None:
             stats.rate_limited += 1
             return limited
+        if self.accepted_at is not None:
+            self.accepted_at.setdefault(name, []).append(self.clock())
         if self.sim.fault_rate and self.rng.random() < self.sim.fault_rate:
             kind = self.rng.choice(self.sim.faults)
             stats.faults[kind] += 1
@@ -137,9 +140,10 @@ class Simulator:
         stats.ok += 1
         stats.prompt_tokens += rep.prompt_tokens
         stats.completion_tokens += rep.completion_tokens
-        return _completion(name, rep, kind)
+        return _completion(name, rep, kind, rate_headers)
 
-    def _rate_limit(self, name: str, prompt_tokens: int) -> web.Response | None:
+    def _rate_limit(self, name: str, prompt_tokens: int) -> tuple[web.Response | None, dict[str, str]]:
+        """A 429 when the model's window is spent, else None; plus the x-ratelimit-* headers."""
         m = self.cfg.models[name]
         window = self.windows[name]
         now = self.clock()
@@ -155,16 +159,17 @@ class Simulator:
         if over_rpm or over_tpm:
             what = "requests" if over_rpm else "tokens"
             headers.update(_retry_headers(reset))
-            return _error(
+            error = _error(
                 429,
                 f"Rate limit reached for {name} on {what} per minute (simulator)",
                 "rate_limit_error",
                 code="rate_limit_exceeded",
                 headers=headers,
             )
+            return error, headers
         window.requests += 1
         window.tokens += prompt_tokens
-        return None
+        return None, headers if m.rpm else {}
 
     async def _fault(self, kind: str, request: web.Request) -> web.StreamResponse | None:
         """An injected fault's response; None for faults that change the answer instead."""
@@ -219,7 +224,7 @@ def _error(
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
 
 
-def _completion(model: str, rep: behaviour.Reply, fault: str) -> web.Response:
+def _completion(model: str, rep: behaviour.Reply, fault: str, headers: dict[str, str]) -> web.Response:
     usage = {
         "prompt_tokens": rep.prompt_tokens,
         "completion_tokens": rep.completion_tokens,
@@ -245,7 +250,7 @@ def _completion(model: str, rep: behaviour.Reply, fault: str) -> web.Response:
         "usage": usage,
         "system_fingerprint": "cascade-batch-simulator",
     }
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
+    return web.Response(body=orjson.dumps(body), content_type="application/json", headers=headers)
 
 
 def build_app(sim: Simulator) -> web.Application:
