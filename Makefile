@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint bench clean
 
 install: $(STAMP)
 
@@ -27,6 +27,15 @@ lint: install
 	$(VENV)/bin/ruff check cascade_batch tests
 	$(VENV)/bin/ruff format --check cascade_batch tests
 	$(VENV)/bin/mypy
+
+# Benchmarks (not part of `make test`): each prints a table and writes bench/results/NAME.json.
+# The memory benchmark's 1M-line run takes about half an hour on 2 cores.
+bench: install
+	$(PY) bench/startup.py
+	$(PY) bench/overhead.py
+	$(PY) bench/latency.py
+	$(PY) bench/saturation.py
+	$(PY) bench/memory.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info samples/out.jsonl samples/summary.json

@@ -63,6 +63,19 @@ async def _items(queries: Queries, max_line_bytes: int) -> AsyncIterator[Item]:
 
 
 @asynccontextmanager
+async def open_caller(cfg: Config, endpoint: Endpoint, models: tuple[str, ...] = ()) -> AsyncIterator[Caller]:
+    """A client with one gate per model (the config's, plus `models`), closed on exit."""
+    names = tuple(dict.fromkeys((*cfg.used_models(), *models)))
+    connections = sum(cfg.models[m].max_concurrency for m in names)
+    client = make_client(endpoint, cfg.retry, connections=connections, backend=cfg.http_backend)
+    try:
+        yield Caller(client, Gates.build(cfg.models, names), cfg, secret=endpoint.api_key)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await client.close()
+
+
+@asynccontextmanager
 async def stream(
     queries: Queries,
     cfg: Config,
@@ -70,19 +83,19 @@ async def stream(
     *,
     reading: Reading | None = None,
     control: RunControl | None = None,
+    classify_only: bool = False,
+    items: AsyncIterable[Item] | None = None,
     buffer: int = 256,
 ) -> AsyncIterator[ObjectReceiveStream[Record]]:
     """Run the cascade over `queries`; yields the stream of output records.
 
     Leaving the block early cancels the run (no task outlives it). `reading`
     skips lines already done (resume); `control` lets another task stop the
-    run gracefully.
+    run gracefully; `classify_only` labels queries without answering them;
+    `items` (numbered raw lines or records) replaces `queries` when given.
     """
-    connections = sum(cfg.models[m].max_concurrency for m in cfg.used_models())
-    client = make_client(endpoint, cfg.retry, connections=connections)
     reading = reading if reading is not None else Reading()
-    try:
-        caller = Caller(client, Gates.build(cfg.models, cfg.used_models()), cfg, secret=endpoint.api_key)
+    async with open_caller(cfg, endpoint) as caller:
         send, recv = anyio.create_memory_object_stream[Record](buffer)
         with unwrap_groups():
             async with anyio.create_task_group() as tg:
@@ -90,14 +103,12 @@ async def stream(
                     control.run_scope = tg.cancel_scope
                     reading.scope = control.read_scope
                     tg.start_soon(control.grace_timer)
-                items = _items(queries, cfg.input.max_line_bytes)
-                tg.start_soon(partial(run_pipeline, items, Stage(cfg, caller), send, reading=reading))
+                source = items if items is not None else _items(queries, cfg.input.max_line_bytes)
+                stage = Stage(cfg, caller, classify_only=classify_only)
+                tg.start_soon(partial(run_pipeline, source, stage, send, reading=reading))
                 async with recv:
                     yield recv
                 tg.cancel_scope.cancel()
-    finally:
-        with anyio.CancelScope(shield=True):
-            await client.close()
 
 
 async def run_file(
@@ -110,6 +121,8 @@ async def run_file(
     retry_errors: bool = False,
     max_errors: int = 0,
     control: RunControl | None = None,
+    classify_only: bool = False,
+    output_format: str = "cascade",
     summary: Summary | None = None,
     on_record: Callable[[Summary], None] | None = None,
 ) -> Summary:
@@ -121,15 +134,20 @@ async def run_file(
     finish, several whole lines per `write` when they arrive together.
     `summary` folds every record in the file, kept ones included.
     `max_errors` > 0 stops the run gracefully once that many input lines were
-    unusable (`control.reason == "max_errors"`).
+    unusable (`control.reason == "max_errors"`). `output_format` is
+    `cascade` or `openai-batch` (see `formats`).
     """
     summary = summary if summary is not None else Summary(currency=cfg.currency)
     control = control if control is not None else RunControl()
-    out = OutputFile(output, mode=mode, retry_errors=retry_errors, on_kept=summary.add_resumed)
+    out = OutputFile(
+        output, mode=mode, retry_errors=retry_errors, on_kept=summary.add_resumed, output_format=output_format
+    )
     input_errors = 0
     try:
         reading = Reading(skip=out.resumed.done, ids=out.resumed.ids)
-        async with stream(queries, cfg, endpoint, reading=reading, control=control) as results:
+        async with stream(
+            queries, cfg, endpoint, reading=reading, control=control, classify_only=classify_only
+        ) as results:
             async for record in results:
                 batch = [record]
                 while len(batch) < 512:

@@ -58,6 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop (gracefully, exit status 3) after N unusable input lines (default: never)",
     )
     run.add_argument(
+        "--classify-only",
+        action="store_true",
+        help="labelling mode: write each query's tier label, the classifier's output, usage and cost; no answers",
+    )
+    run.add_argument(
+        "--output-format",
+        choices=("cascade", "openai-batch"),
+        default="cascade",
+        help="record shape: ours (default) or the OpenAI Batch API output's (routing under `cascade`)",
+    )
+    run.add_argument(
         "--grace-s",
         type=float,
         default=30.0,
@@ -65,6 +76,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="on Ctrl-C/SIGTERM, let in-flight records finish for up to S seconds (default 30)",
     )
     _sim_options(run, prefix="sim-")
+
+    proj = sub.add_parser("project", help="project what the cascade would cost on INPUT, answering only samples")
+    proj.add_argument("input", metavar="INPUT")
+    _endpoint_options(proj)
+    proj.add_argument(
+        "--sample",
+        type=int,
+        default=0,
+        metavar="N",
+        help="classify a uniform random sample of N queries instead of all (default: all)",
+    )
+    proj.add_argument(
+        "--answer-sample",
+        type=int,
+        default=30,
+        metavar="K",
+        help="queries answered per tier to learn its costs (default 30)",
+    )
+    proj.add_argument("--seed", type=int, default=0, help="seed of the random sampling (default 0)")
+    proj.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="multiply the projection, e.g. 30 for a month from one day's log",
+    )
+    proj.add_argument("--json", metavar="FILE", help="write the projection JSON to FILE ('-' = stdout)")
+    proj.add_argument("--quiet", action="store_true", help="no table on stderr")
+    _sim_options(proj, prefix="sim-")
+
+    rep = sub.add_parser("report", help="rebuild the summary of a finished or partial output file")
+    rep.add_argument("output", metavar="OUTPUT.jsonl")
+    rep.add_argument(
+        "-c", "--config", metavar="CONFIG.toml", help="price table for per-model costs (default: built-in)"
+    )
+    rep.add_argument("--json", metavar="FILE", help="write the summary JSON to FILE ('-' = stdout)")
+    rep.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with charts to FILE")
+    rep.add_argument("--quiet", action="store_true", help="no table on stderr")
 
     sim = sub.add_parser("simulate", help="serve the built-in OpenAI-compatible simulator (not a real model)")
     sim.add_argument("--host", default="127.0.0.1")
@@ -114,6 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with unwrap_groups():
             if args.command == "run":
                 return _run(args)
+            if args.command == "report":
+                return _report(args)
+            if args.command == "project":
+                return _project(args)
             return _simulate(args)
     except ConfigError as exc:
         print(f"cascade-batch: error: {exc}", file=sys.stderr)
@@ -189,6 +242,8 @@ async def _run_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> in
                 retry_errors=args.retry_errors,
                 max_errors=args.max_errors,
                 control=control,
+                classify_only=args.classify_only,
+                output_format=args.output_format,
                 summary=summary,
                 on_record=bar.update if bar is not None else None,
             )
@@ -247,6 +302,104 @@ def _progress(args: argparse.Namespace, cfg: Config) -> Any:
 def _say(args: argparse.Namespace, text: str) -> None:
     if not args.quiet:
         print(f"cascade-batch: {text}", file=sys.stderr)
+
+
+def _project(args: argparse.Namespace) -> int:
+    import anyio
+
+    from . import config as config_mod
+    from .errors import ConfigError
+
+    cfg = _apply_sim_options(config_mod.load(args.config), args, "sim_")
+    if not os.path.isfile(args.input):
+        raise ConfigError(f"input file not found: {args.input}")
+    if args.sample < 0 or args.answer_sample < 1 or args.scale <= 0:
+        raise ConfigError("--sample must be >= 0, --answer-sample >= 1 and --scale > 0")
+    endpoint = None
+    if not args.simulate:
+        from .api import resolve_endpoint
+
+        endpoint = resolve_endpoint(cfg, args.base_url)
+    result = anyio.run(_project_async, args, cfg, endpoint)
+    if args.json:
+        _write_json(args.json, result)
+    if not args.quiet:
+        from .render import print_projection
+
+        print_projection(result)
+    return EXIT_OK
+
+
+async def _project_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> dict[str, Any]:
+    import anyio
+
+    from .client import Endpoint
+    from .project import project
+
+    async with anyio.create_task_group() as tg:
+        if args.simulate:
+            from .sim import Simulator, serve
+
+            url = await tg.start(serve, Simulator(cfg))
+            endpoint = Endpoint(url, "simulated-key")
+            _say(args, f"using the built-in simulator at {url} (simulated answers, not a real model)")
+        result = await project(
+            args.input,
+            cfg,
+            endpoint,
+            sample=args.sample,
+            answer_sample=args.answer_sample,
+            seed=args.seed,
+            scale=args.scale,
+        )
+        tg.cancel_scope.cancel()
+    return result
+
+
+def _write_json(target: str, data: Any) -> None:
+    import orjson
+
+    raw = orjson.dumps(data, option=orjson.OPT_INDENT_2)
+    if target == "-":
+        sys.stdout.buffer.write(raw + b"\n")
+        sys.stdout.flush()
+    else:
+        with open(target, "wb") as fh:
+            fh.write(raw)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from . import config as config_mod
+    from .errors import ConfigError
+    from .report import read_output
+
+    if not os.path.isfile(args.output):
+        raise ConfigError(f"output file not found: {args.output}")
+    cfg = config_mod.load(args.config)
+    rep = read_output(args.output, cfg)
+    snap = rep.summary.snapshot(cfg)
+    if rep.unreadable:
+        snap["unreadable_lines"] = rep.unreadable[:100]
+        print(
+            f"cascade-batch: skipped {len(rep.unreadable)} unreadable line(s) of {args.output} "
+            f"(first: {rep.unreadable[0]}; a torn last line after a crash is normal)",
+            file=sys.stderr,
+        )
+    if args.json:
+        _write_json(args.json, snap)
+    if args.html:
+        from .html import render
+
+        page = render(
+            rep.summary, snap, title=f"cascade_batch report: {os.path.basename(args.output)}", source=args.output
+        )
+        with open(args.html, "w", encoding="utf-8") as fh:
+            fh.write(page)
+    if not args.quiet:
+        from .render import print_summary
+
+        print_summary(snap, title=f"cascade_batch report: {args.output}")
+    return EXIT_OK if rep.summary.error == 0 else EXIT_ERRORS
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -44,19 +44,24 @@ class Endpoint:
         return f"Endpoint(base_url={self.base_url!r}, api_key='***')"
 
 
-def make_client(endpoint: Endpoint, retry: RetryConfig, *, connections: int) -> openai.AsyncOpenAI:
-    """An AsyncOpenAI client on aiohttp, its pool sized to our total concurrency.
+def make_client(
+    endpoint: Endpoint, retry: RetryConfig, *, connections: int, backend: str = "aiohttp"
+) -> openai.AsyncOpenAI:
+    """An AsyncOpenAI client, its connection pool sized to our total concurrency.
 
-    aiohttp's transport costs about half the CPU per call of the default
-    httpx transport (openai-python #1596), and our CPU is the SDK's CPU.
-    Must be built inside the running event loop.
+    The default `aiohttp` transport costs less CPU per call than the SDK's
+    default httpx one (openai-python #1596; `make bench` measures both), and
+    our CPU is mostly the SDK's. Must be built inside the running event loop.
     """
     import httpx2
     import openai
 
     timeout = httpx2.Timeout(retry.request_timeout_s, connect=retry.connect_timeout_s)
     limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
-    http_client = openai.DefaultAioHttpClient(timeout=timeout, limits=limits)
+    if backend == "httpx":
+        http_client = openai.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
+    else:
+        http_client = openai.DefaultAioHttpClient(timeout=timeout, limits=limits)
     return openai.AsyncOpenAI(
         base_url=endpoint.base_url,
         api_key=endpoint.api_key,

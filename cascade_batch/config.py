@@ -148,6 +148,7 @@ class Config:
     base_url: str = DEFAULT_BASE_URL
     api_key_env: str = "OPENAI_API_KEY"
     currency: str = "EUR"
+    http_backend: str = "aiohttp"  # or "httpx" (the SDK's default transport)
     classifier: ClassifierConfig = ClassifierConfig()
     tiers: tuple[TierConfig, ...] = (
         TierConfig("simple", "Qwen3.5-0.8B"),
@@ -228,7 +229,7 @@ def from_dict(data: Mapping[str, Any], *, source: str = "config") -> Config:
         "simulator": SimulatorConfig,
     }
     for key, value in data.items():
-        if key in ("base_url", "api_key_env", "currency"):
+        if key in ("base_url", "api_key_env", "currency", "http_backend"):
             kwargs[key] = _typed(source, key, value, str)
         elif key in sections:
             kwargs[key] = _section(source, key, value, sections[key])
@@ -324,6 +325,8 @@ def _models(source: str, value: Any, defaults: Mapping[str, ModelConfig]) -> dic
 
 def validate(cfg: Config) -> Config:
     """Check cross-field rules; return `cfg` unchanged or raise ConfigError naming the key."""
+    if cfg.http_backend not in ("aiohttp", "httpx"):
+        raise ConfigError(f'config: `http_backend` must be "aiohttp" or "httpx", not {cfg.http_backend!r}')
     names = cfg.tier_names
     if len(set(names)) != len(names):
         raise ConfigError("config: tier names must be unique")

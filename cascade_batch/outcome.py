@@ -85,3 +85,13 @@ def build_record(
     if error is not None:
         record["error"] = {"type": error.kind, "message": error.message, "http_status": error.http_status}
     return record
+
+
+def build_label_record(job: Job, cfg: Config, now: float) -> dict[str, Any]:
+    """Labelling mode (`--classify-only`): the tier label, the classifier's output, usage and cost."""
+    assert job.classification is not None
+    tier = cfg.tiers[job.tier]
+    record = build_record(job, cfg, now, tier=tier)
+    record.pop("model")  # no answering model was involved
+    record["mode"] = "classify_only"
+    return record

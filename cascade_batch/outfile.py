@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from .errors import ConfigError
+from .formats import to_openai_batch, unwrap
 from .jsonl import CHUNK, IdIndex, LineSet
 
 Fold = Callable[[dict[str, Any]], None]  # receives each record kept from an earlier run
@@ -112,6 +113,8 @@ def _parse(raw: bytes, path: str, number: int) -> dict[str, Any] | None:
         record = orjson.loads(raw)
     except orjson.JSONDecodeError:
         record = None
+    if isinstance(record, dict):
+        record = unwrap(record)
     if not isinstance(record, dict) or not isinstance(record.get("line"), int) or "id" not in record:
         raise ConfigError(
             f"{path}: line {number} is not a cascade_batch record; refusing to resume onto it "
@@ -135,12 +138,14 @@ class OutputFile:
         retry_errors: bool = False,
         fsync_s: float = 1.0,
         on_kept: Fold | None = None,
+        output_format: str = "cascade",
     ) -> None:
         self.path = path
         self._stdout = path == "-"
         self._fsync_s = fsync_s
         self._last_sync = time.monotonic()
         self._lock_fd: int | None = None
+        self._batch_format = output_format == "openai-batch"
         self.resumed = ResumeState()
         if self._stdout:
             if mode == "resume":
@@ -163,7 +168,9 @@ class OutputFile:
             self._unlock()
             raise
 
-    def write_records(self, records: list[dict[str, object]]) -> None:
+    def write_records(self, records: list[dict[str, Any]]) -> None:
+        if self._batch_format:
+            records = [to_openai_batch(r) for r in records]
         data = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
         view = memoryview(data)
         while view:

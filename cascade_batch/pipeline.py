@@ -28,7 +28,7 @@ from .errors import CallError
 from .escalation import error_escalation, escalation_reason, top_tier_problem
 from .jsonl import IdIndex, LineSet, LineTooLong
 from .limits import estimate_prompt_tokens
-from .outcome import Job, build_record
+from .outcome import Job, build_label_record, build_record
 from .records import InputProblem, Query, parse_line, parse_record, problem_record
 
 # What the reader accepts: (line number, raw line | over-long marker | already-parsed object).
@@ -38,11 +38,12 @@ Record = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Stage:
-    """What every worker needs: config, the caller, a clock."""
+    """What every worker needs: config, the caller, a clock; `classify_only` skips answering."""
 
     cfg: Config
     caller: Caller
     clock: Callable[[], float] = anyio.current_time
+    classify_only: bool = False
 
 
 @dataclass(slots=True)
@@ -80,8 +81,11 @@ async def run_pipeline(
     async with anyio.create_task_group() as tg:
         tg.start_soon(read_stage, items, cfg, q_send, results.clone(), reading)
         for _ in range(cfg.models[cfg.classifier.model].max_concurrency):
-            tg.start_soon(classify_stage, stage, q_recv.clone(), [s.clone() for s in t_send], reading.scope)
-        for i, tier in enumerate(cfg.tiers):
+            if stage.classify_only:
+                tg.start_soon(label_stage, stage, q_recv.clone(), results.clone(), reading.scope)
+            else:
+                tg.start_soon(classify_stage, stage, q_recv.clone(), [s.clone() for s in t_send], reading.scope)
+        for i, tier in enumerate(() if stage.classify_only else cfg.tiers):
             nxt = t_send[i + 1] if i + 1 < n_tiers else None
             for _ in range(cfg.models[tier.model].max_concurrency):
                 tg.start_soon(tier_stage, stage, i, t_recv[i].clone(), nxt.clone() if nxt else None, results.clone())
@@ -155,22 +159,43 @@ async def classify_stage(
     stopped: anyio.CancelScope,
 ) -> None:
     """Classify each query and route it to its tier's pool; after a stop, drop what is left."""
-    cfg = stage.cfg
     async with AsyncExitStack() as stack:
         for s in (queries, *tiers):
             await stack.enter_async_context(s)
         async for query in queries:
             if stopped.cancel_called:
                 continue
-            job = Job(query, stage.clock())
-
-            async def call(model: str, messages: list[dict[str, Any]], params: dict[str, Any], job: Job = job) -> Any:
-                done, _ = await stage.caller.call("classifier", model, messages, params, job.ledger)
-                return done
-
-            job.classification = await classify(query.text, cfg.classifier, cfg.tier_names, call)
-            job.tier = cfg.tier_index(job.classification.label)
+            job = await classified(stage, query)
             await tiers[job.tier].send(job)
+
+
+async def label_stage(
+    stage: Stage,
+    queries: ObjectReceiveStream[Query],
+    results: ObjectSendStream[Record],
+    stopped: anyio.CancelScope,
+) -> None:
+    """Labelling mode: classify each query and write its label record; no answer is asked for."""
+    async with queries, results:
+        async for query in queries:
+            if stopped.cancel_called:
+                continue
+            job = await classified(stage, query)
+            await results.send(build_label_record(job, stage.cfg, stage.clock()))
+
+
+async def classified(stage: Stage, query: Query) -> Job:
+    """A new job for `query` with the classifier's verdict (the call is charged to the job)."""
+    job = Job(query, stage.clock())
+
+    async def call(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Any:
+        done, _ = await stage.caller.call("classifier", model, messages, params, job.ledger)
+        return done
+
+    cfg = stage.cfg
+    job.classification = await classify(query.text, cfg.classifier, cfg.tier_names, call)
+    job.tier = cfg.tier_index(job.classification.label)
+    return job
 
 
 async def tier_stage(

@@ -47,3 +47,57 @@ def print_summary(snap: dict[str, Any], *, title: str = "cascade_batch summary")
         )
     console.print(models)
     console.print("[dim]prices are estimates from the config's price table[/dim]")
+
+
+def print_projection(p: dict[str, Any]) -> None:
+    """The cost projection as tables on stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=sys.stderr)
+    cur = p["currency"]
+    scale = f" x {p['scale']:g}" if p["scale"] != 1 else ""
+
+    def money(v: float) -> str:
+        return f"{v:.4f}"
+
+    def interval(ci: list[float]) -> str:
+        return f"[{ci[0]:.4f}, {ci[1]:.4f}]"
+
+    head = Table(title=f"cost projection{scale}", show_header=False, title_justify="left")
+    head.add_row("input", f"{p['lines']} lines, {p['queries']} queries ({p['unusable']} unusable)")
+    head.add_row("classified / answered", f"{p['classified']} / {p['answered_sample']} (sample)")
+    head.add_row("method", p["method"])
+    console.print(head)
+    tiers = Table(title="per tier (cascade)", title_justify="left")
+    for col in ("tier", "share", "queries", "input tokens", "output tokens", f"cost ({cur})", "95 % CI", "escalated"):
+        tiers.add_column(col, justify="left" if col == "tier" else "right")
+    for name, t in p["tiers"].items():
+        tiers.add_row(
+            name,
+            f"{100 * t['share']:.1f} %",
+            f"{t['queries']:.0f}",
+            f"{t['input_tokens']:.0f}",
+            f"{t['output_tokens']:.0f}",
+            money(t["cost"]),
+            interval(t["ci95"]),
+            f"{100 * t['escalation_rate']:.0f} %",
+        )
+    cls = p["classifier"]
+    tiers.add_row("(classifier)", "", "", "", "", money(cls["cost"]), interval(cls["ci95"]), "")
+    console.print(tiers)
+    scen = Table(title="scenarios", title_justify="left")
+    for col in ("scenario", f"cost ({cur})", "95 % CI"):
+        scen.add_column(col, justify="left" if col == "scenario" else "right")
+    for name, s in p["scenarios"].items():
+        scen.add_row(name, money(s["cost"]), interval(s["ci95"]))
+    sav = p["savings_pct"]
+    scen.add_row("savings vs all_top", f"{sav['estimate']:.1f} %", f"[{sav['ci95'][0]:.1f}, {sav['ci95'][1]:.1f}] %")
+    console.print(scen)
+    alt = Table(title="tier 3 alternatives (cascade cost, repriced)", title_justify="left")
+    alt.add_column("tier-3 model")
+    alt.add_column(f"cost ({cur})", justify="right")
+    for name, a in sorted(p["tier3_alternatives"].items(), key=lambda kv: kv[1]["cost"]):
+        alt.add_row(name, money(a["cost"]))
+    console.print(alt)
+    console.print(f"the projection itself cost {p['projection_cost']:.6f} {cur}")

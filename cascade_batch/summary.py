@@ -31,6 +31,7 @@ class Summary:
     by_tier: Counter[str] = field(default_factory=Counter)
     by_model: dict[str, ModelSpend] = field(default_factory=dict)
     escalations: Counter[str] = field(default_factory=Counter)
+    flows: Counter[str] = field(default_factory=Counter)  # "simple→moderate": hops between tiers
     errors: Counter[str] = field(default_factory=Counter)
     cost_classifier: float = 0.0
     cost_answer: float = 0.0
@@ -54,8 +55,11 @@ class Summary:
         else:
             self.error += 1
             self.errors[record["error"]["type"]] += 1
-        for hop in record.get("escalations", ()):
+        hops = record.get("escalations", ())
+        for i, hop in enumerate(hops):
             self.escalations[hop["reason"]] += 1
+            target = hops[i + 1]["from_tier"] if i + 1 < len(hops) else record.get("tier", "?")
+            self.flows[f"{hop['from_tier']}→{target}"] += 1
         usage = record.get("usage")
         if usage:
             for model, spend in usage.get("by_model", {}).items():
@@ -108,6 +112,7 @@ class Summary:
             "by_tier": _ordered(self.by_tier, cfg.tier_names if cfg is not None else ()),
             "by_model": by_model,
             "escalations": dict(self.escalations),
+            "escalation_flow": dict(self.flows),
             "errors": dict(self.errors),
             "tokens": {"prompt": prompt, "completion": completion},
             "cost": {

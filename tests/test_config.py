@@ -66,6 +66,7 @@ default_tier = "big"
         ('[models."Qwen3.5-0.8B"]\napi_key = "sk-123"', "environment"),
         ('[simulator]\nfaults = ["meteor"]', "simulator.faults"),
         ("this is not toml", "invalid TOML"),
+        ('http_backend = "curl"', "http_backend"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, text: str, fragment: str) -> None:

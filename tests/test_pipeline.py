@@ -363,3 +363,13 @@ async def test_query_too_long_for_every_tier_costs_nothing(simulator: SimHandle)
     [record] = await run_records([{"id": "big", "query": "word " * 200}], cfg, simulator.endpoint)
     assert record["status"] == "error" and record["error"]["type"] == "query_too_long"
     assert sum(s.requests for s in simulator.sim.stats.values()) == 0
+
+
+async def test_httpx_backend_gives_the_same_records(simulator: SimHandle) -> None:
+    """The SDK's own httpx transport (`http_backend = "httpx"`) produces the same results as aiohttp."""
+    cfg = make_config()
+    first = by_id(await run_records(queries(30), cfg, simulator.endpoint))
+    second = by_id(await run_records(queries(30), cfg.with_overrides(http_backend="httpx"), simulator.endpoint))
+    assert {k: (r["tier"], r["usage"]) for k, r in first.items()} == {
+        k: (r["tier"], r["usage"]) for k, r in second.items()
+    }

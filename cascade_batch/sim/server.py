@@ -77,6 +77,7 @@ class Simulator:
         self.clock = time.monotonic
         self.seen: Counter[str] | None = None  # set to a Counter to record each request's last user text
         self.accepted_at: dict[str, list[float]] | None = None  # set to {} to record when each call was served
+        self.last_body: dict[str, Any] | None = None  # the last request body, for tests of pass-through
 
     def snapshot(self) -> dict[str, Any]:
         return {name: s.as_dict() for name, s in self.stats.items() if s.requests}
@@ -88,6 +89,7 @@ class Simulator:
             return _error(400, "the request body is not valid JSON", "invalid_request_error")
         if not isinstance(body, dict):
             return _error(400, "the request body must be a JSON object", "invalid_request_error")
+        self.last_body = body
         name = body.get("model")
         messages = body.get("messages")
         if not isinstance(name, str) or name not in self.cfg.models:
