@@ -35,6 +35,7 @@ bench: install
 	$(PY) bench/overhead.py
 	$(PY) bench/latency.py
 	$(PY) bench/saturation.py
+	$(PY) bench/dedup.py
 	$(PY) bench/memory.py
 
 clean:

@@ -20,11 +20,14 @@ from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream as ObjectReceiveStream
+from anyio.streams.memory import MemoryObjectSendStream as ObjectSendStream
 
+from .cache import ResponseCache, settings_salt
 from .caller import Caller
 from .client import Endpoint, make_client
 from .config import Config
 from .control import RunControl
+from .dedup import Deduper, Reuse
 from .errors import ConfigError, unwrap_groups
 from .jsonl import read_lines
 from .limits import Gates
@@ -85,6 +88,7 @@ async def stream(
     control: RunControl | None = None,
     classify_only: bool = False,
     items: AsyncIterable[Item] | None = None,
+    cache: ResponseCache | None = None,
     buffer: int = 256,
 ) -> AsyncIterator[ObjectReceiveStream[Record]]:
     """Run the cascade over `queries`; yields the stream of output records.
@@ -93,8 +97,13 @@ async def stream(
     skips lines already done (resume); `control` lets another task stop the
     run gracefully; `classify_only` labels queries without answering them;
     `items` (numbered raw lines or records) replaces `queries` when given.
+    Identical requests are answered once (`cfg.dedup`); an opened `cache`
+    answers requests seen in earlier runs.
     """
     reading = reading if reading is not None else Reading()
+    deduper = Deduper(cfg.currency, cfg.dedup.window) if cfg.dedup.enabled else None
+    if deduper is not None or cache is not None:
+        reading.reuse = Reuse(deduper, cache, settings_salt(cfg, classify_only=classify_only), cfg.currency)
     async with open_caller(cfg, endpoint) as caller:
         send, recv = anyio.create_memory_object_stream[Record](buffer)
         with unwrap_groups():
@@ -105,10 +114,24 @@ async def stream(
                     tg.start_soon(control.grace_timer)
                 source = items if items is not None else _items(queries, cfg.input.max_line_bytes)
                 stage = Stage(cfg, caller, classify_only=classify_only)
-                tg.start_soon(partial(run_pipeline, source, stage, send, reading=reading))
+                if reading.reuse is not None:
+                    inner_send, inner_recv = anyio.create_memory_object_stream[Record](buffer)
+                    tg.start_soon(partial(run_pipeline, source, stage, inner_send, reading=reading))
+                    tg.start_soon(_fan_out, inner_recv, send, reading.reuse)
+                else:
+                    tg.start_soon(partial(run_pipeline, source, stage, send, reading=reading))
                 async with recv:
                     yield recv
                 tg.cancel_scope.cancel()
+
+
+async def _fan_out(records: ObjectReceiveStream[Record], out: ObjectSendStream[Record], reuse: Reuse) -> None:
+    """Pass records on, each followed by the records of the identical requests parked behind it."""
+    async with records, out:
+        async for record in records:
+            await out.send(record)
+            for copy in await reuse.finish(record):
+                await out.send(copy)
 
 
 async def run_file(
@@ -123,6 +146,8 @@ async def run_file(
     control: RunControl | None = None,
     classify_only: bool = False,
     output_format: str = "cascade",
+    cache_path: str | None = None,
+    cache_ttl_s: float = 0.0,
     summary: Summary | None = None,
     on_record: Callable[[Summary], None] | None = None,
 ) -> Summary:
@@ -133,6 +158,8 @@ async def run_file(
     run again), `overwrite` starts it over. Records are appended as they
     finish, several whole lines per `write` when they arrive together.
     `summary` folds every record in the file, kept ones included.
+    `cache_path` turns on the persistent response cache (entries older than
+    `cache_ttl_s` ignored, 0 = never expire).
     `max_errors` > 0 stops the run gracefully once that many input lines were
     unusable (`control.reason == "max_errors"`). `output_format` is
     `cascade` or `openai-batch` (see `formats`).
@@ -143,10 +170,13 @@ async def run_file(
         output, mode=mode, retry_errors=retry_errors, on_kept=summary.add_resumed, output_format=output_format
     )
     input_errors = 0
+    cache = ResponseCache(cache_path, ttl_s=cache_ttl_s) if cache_path else None
     try:
+        if cache is not None:
+            await cache.open()
         reading = Reading(skip=out.resumed.done, ids=out.resumed.ids)
         async with stream(
-            queries, cfg, endpoint, reading=reading, control=control, classify_only=classify_only
+            queries, cfg, endpoint, reading=reading, control=control, classify_only=classify_only, cache=cache
         ) as results:
             async for record in results:
                 batch = [record]
@@ -166,4 +196,6 @@ async def run_file(
                     on_record(summary)
     finally:
         out.close()
+        if cache is not None:
+            await cache.close()
     return summary

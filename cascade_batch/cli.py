@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="stop (gracefully, exit status 3) after N unusable input lines (default: never)",
     )
+    run.add_argument("--no-dedup", action="store_true", help="call the model again for identical requests")
+    run.add_argument("--cache", metavar="PATH", help="persistent response cache (SQLite); off by default")
+    run.add_argument("--cache-ttl", metavar="AGE", help="ignore cache entries older than AGE (e.g. 3600, 90m, 12h, 7d)")
     run.add_argument(
         "--classify-only",
         action="store_true",
@@ -187,6 +190,24 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError("--retry-errors goes with --resume")
     if args.max_errors < 0 or args.grace_s < 0:
         raise ConfigError("--max-errors and --grace-s must not be negative")
+    if args.cache_ttl is not None and not args.cache:
+        raise ConfigError("--cache-ttl goes with --cache")
+    args.cache_ttl_s = parse_age(args.cache_ttl) if args.cache_ttl else 0.0
+
+
+def parse_age(text: str) -> float:
+    """Seconds from `3600`, `90s`, `90m`, `12h` or `7d`."""
+    from .errors import ConfigError
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise ConfigError(f"--cache-ttl: cannot read {text!r} (use seconds, or 90m, 12h, 7d)") from None
+    if value <= 0:
+        raise ConfigError("--cache-ttl must be positive")
+    return value
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -195,6 +216,8 @@ def _run(args: argparse.Namespace) -> int:
     from . import config as config_mod
 
     cfg = _apply_sim_options(config_mod.load(args.config), args, "sim_")
+    if args.no_dedup:
+        cfg = cfg.with_overrides(dedup=replace(cfg.dedup, enabled=False))
     _check_args(args)
     endpoint = None
     if not args.simulate:
@@ -244,6 +267,8 @@ async def _run_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> in
                 control=control,
                 classify_only=args.classify_only,
                 output_format=args.output_format,
+                cache_path=args.cache,
+                cache_ttl_s=args.cache_ttl_s,
                 summary=summary,
                 on_record=bar.update if bar is not None else None,
             )

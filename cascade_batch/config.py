@@ -92,6 +92,14 @@ class RetryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DedupConfig:
+    """In-run deduplication: identical requests are answered once."""
+
+    enabled: bool = True
+    window: int = 10_000  # finished results remembered for later copies (in-flight ones always are)
+
+
+@dataclass(frozen=True, slots=True)
 class InputConfig:
     max_line_bytes: int = 1_000_000
 
@@ -160,6 +168,7 @@ class Config:
     escalation: EscalationConfig = EscalationConfig()
     retry: RetryConfig = RetryConfig()
     input: InputConfig = InputConfig()
+    dedup: DedupConfig = DedupConfig()
     simulator: SimulatorConfig = SimulatorConfig()
 
     @classmethod
@@ -226,6 +235,7 @@ def from_dict(data: Mapping[str, Any], *, source: str = "config") -> Config:
         "escalation": EscalationConfig,
         "retry": RetryConfig,
         "input": InputConfig,
+        "dedup": DedupConfig,
         "simulator": SimulatorConfig,
     }
     for key, value in data.items():
@@ -359,6 +369,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("config: `classifier.max_tokens` must be at least 1")
     if cfg.answer.max_tokens < 0:
         raise ConfigError("config: `answer.max_tokens` must not be negative")
+    if cfg.dedup.window < 0:
+        raise ConfigError("config: `dedup.window` must not be negative")
     if cfg.input.max_line_bytes < 16:
         raise ConfigError("config: `input.max_line_bytes` must be at least 16")
     s = cfg.simulator

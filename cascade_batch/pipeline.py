@@ -24,6 +24,7 @@ from anyio.streams.memory import MemoryObjectSendStream as ObjectSendStream
 from .caller import Caller
 from .classify import classify
 from .config import Config
+from .dedup import Reuse
 from .errors import CallError
 from .escalation import error_escalation, escalation_reason, top_tier_problem
 from .jsonl import IdIndex, LineSet, LineTooLong
@@ -53,6 +54,7 @@ class Reading:
     skip: LineSet | None = None
     ids: IdIndex = field(default_factory=IdIndex)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    reuse: Reuse | None = None  # dedup and cache: answers some queries without calls
 
 
 async def run_pipeline(
@@ -131,8 +133,12 @@ async def read_stage(
                 parsed = _check_query(parsed, reading.ids, context)
                 if isinstance(parsed, InputProblem):
                     await results.send(problem_record(parsed))
-                else:
+                    continue
+                verdict = await reading.reuse.admit(parsed) if reading.reuse is not None else True
+                if verdict is True:
                     await queries.send(parsed)
+                elif verdict is not False:
+                    await results.send(verdict)
 
 
 def _check_query(parsed: Query | InputProblem, ids: IdIndex, context: int) -> Query | InputProblem:

@@ -17,9 +17,11 @@ top-tier tokens of the cascade sample at each alternative's price.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from hashlib import blake2b
 from typing import Any
 
 import anyio
@@ -39,22 +41,34 @@ BOOTSTRAP = 1000
 
 
 class Reservoir:
-    """Algorithm R: a uniform random sample of `size` items from a stream of unknown length."""
+    """A uniform random sample of `size` items from a stream of unknown length (bottom-k sampling).
 
-    def __init__(self, size: int, rng: random.Random) -> None:
+    Each item gets a pseudo-random priority from (seed, its line number) and
+    the `size` smallest are kept: the sample is the same whatever order the
+    items arrive in (the pipeline finishes records out of order).
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
         self.size = size
-        self.items: list[Any] = []
+        self.seed = seed
         self.seen = 0
-        self._rng = rng
+        self._heap: list[tuple[int, int, Any]] = []  # (-priority, line, item): a max-heap of the kept ones
 
-    def offer(self, item: Any) -> None:
+    def priority(self, line: int) -> int:
+        digest = blake2b(f"{self.seed}:{line}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "little")
+
+    def offer(self, line: int, item: Any) -> None:
         self.seen += 1
-        if len(self.items) < self.size:
-            self.items.append(item)
-        else:
-            j = self._rng.randrange(self.seen)
-            if j < self.size:
-                self.items[j] = item
+        entry = (-self.priority(line), line, item)
+        if len(self._heap) < self.size:
+            heapq.heappush(self._heap, entry)
+        elif entry > self._heap[0]:
+            heapq.heapreplace(self._heap, entry)
+
+    @property
+    def items(self) -> list[Any]:
+        return [item for _, _, item in sorted(self._heap, key=lambda e: e[1])]
 
 
 @dataclass
@@ -87,17 +101,18 @@ async def classify_pass(
 ) -> Classified:
     """Stream INPUT once; classify all queries, or a reservoir sample of `sample` of them."""
     n_tiers = len(cfg.tiers)
-    out = Classified(counts=[0] * n_tiers, answer_pool=[Reservoir(answer_sample, rng) for _ in range(n_tiers)])
+    seed = rng.randrange(2**32)
+    out = Classified(counts=[0] * n_tiers, answer_pool=[Reservoir(answer_sample, seed + t) for t in range(n_tiers)])
     keep: dict[int, bytes] = {}
     if sample:
-        pool = Reservoir(sample, rng)
+        pool = Reservoir(sample, seed - 1)
         async for number, item in read_lines(path, cfg.input.max_line_bytes):
             out.lines = number
             if isinstance(item, bytes) and item.strip():
                 parsed = parse_line(item, number)
                 if isinstance(parsed, Query):
                     out.queries += 1
-                    pool.offer((number, item))
+                    pool.offer(number, (number, item))
                 else:
                     out.unusable += 1
         keep.update(pool.items)
@@ -127,7 +142,7 @@ async def classify_pass(
             if sample:
                 out.rows.append((tier, cost, prompt))
             if raw is not None:
-                out.answer_pool[tier].offer((record["line"], raw))
+                out.answer_pool[tier].offer(record["line"], (record["line"], raw))
     return out
 
 

@@ -30,6 +30,13 @@ def print_summary(snap: dict[str, Any], *, title: str = "cascade_batch summary")
     head.add_row("all-top-tier baseline", f"{cost['baseline']:.6f} {cur}  →  savings {cost['savings_pct']}%")
     if "wall_s" in snap:
         head.add_row("wall time", f"{snap['wall_s']} s, {snap['throughput_qps']} records/s")
+    for kind, saved in snap.get("saved", {}).items():
+        label = "saved by dedup" if kind == "dedup" else "saved by cache"
+        head.add_row(
+            label,
+            f"{saved['records']} records, {saved['calls']} calls, "
+            f"{saved['prompt_tokens'] + saved['completion_tokens']} tokens, {saved['cost']:.6f} {cur}",
+        )
     lat = snap["latency_ms"]
     head.add_row("latency", f"p50 {lat['p50']} ms, p95 {lat['p95']} ms")
     for note in snap.get("notes", ()):

@@ -39,7 +39,9 @@ class Summary:
     unparsed_labels: int = 0
     ignored_models: int = 0
     latency_hist: Counter[int] = field(default_factory=Counter)
+    _saved_cost: dict[str, float] = field(default_factory=dict)
     resumed: int = 0  # records that were already in the output when this run started
+    saved: dict[str, Counter[str]] = field(default_factory=dict)  # by "dedup"/"hit": records, calls, tokens, cost
 
     def add_resumed(self, record: Mapping[str, Any]) -> None:
         """Fold a record an earlier run wrote (counts, but not in this run's throughput)."""
@@ -79,6 +81,14 @@ class Summary:
             self.unparsed_labels += 1
         if record.get("model_ignored"):
             self.ignored_models += 1
+        reuse = record.get("cache")
+        if reuse:
+            got = self.saved.setdefault(reuse, Counter())
+            saved = record.get("saved", {})
+            got["records"] += 1
+            for key in ("calls", "prompt_tokens", "completion_tokens"):
+                got[key] += saved.get(key, 0)
+            self._saved_cost[reuse] = self._saved_cost.get(reuse, 0.0) + saved.get("cost", 0.0)
         latency = record.get("latency_ms")
         if latency is not None:
             self.latency_hist[_bucket(latency)] += 1
@@ -127,6 +137,10 @@ class Summary:
             "labels": {"unparsed": self.unparsed_labels},
             "latency_ms": {"p50": self.percentile(0.5), "p95": self.percentile(0.95)},
         }
+        if self.saved:
+            out["saved"] = {
+                kind: {**dict(c), "cost": self._saved_cost.get(kind, 0.0)} for kind, c in sorted(self.saved.items())
+            }
         if wall_s is not None:
             out["wall_s"] = round(wall_s, 3)
             out["throughput_qps"] = round((self.total - self.resumed) / wall_s, 2) if wall_s > 0 else 0.0

@@ -310,7 +310,9 @@ async def test_context_window_overflow_escalates_before_calling(simulator: SimHa
 async def test_system_prompt_passthrough(simulator: SimHandle) -> None:
     """A record's system prompt, or the config-wide default, reaches the answering model."""
     cfg = make_config(sim={"short_answer_rate": 0.0}, escalation=EscalationConfig(min_words=1))
-    cfg = cfg.with_overrides(answer=replace(cfg.answer, system_prompt="You are terse."))
+    cfg = cfg.with_overrides(
+        answer=replace(cfg.answer, system_prompt="You are terse."), dedup=replace(cfg.dedup, enabled=False)
+    )  # "default" and "none" are identical
     records = by_id(
         await run_records(
             [

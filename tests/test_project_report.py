@@ -27,15 +27,17 @@ def write(path: Path, rows: list[dict[str, object]]) -> Path:
     return path
 
 
-def test_reservoir_is_uniform() -> None:
-    """Algorithm R keeps each item with probability size/n (checked over many seeded draws)."""
-    import random
-
+def test_reservoir_is_uniform_and_order_free() -> None:
+    """Each item is kept with probability size/n, whatever the arrival order (checked over many seeds)."""
     hits: Counter[int] = Counter()
     for seed in range(2000):
-        pool = Reservoir(5, random.Random(seed))
+        pool = Reservoir(5, seed)
         for i in range(50):
-            pool.offer(i)
+            pool.offer(i, i)
+        backwards = Reservoir(5, seed)
+        for i in reversed(range(50)):
+            backwards.offer(i, i)
+        assert pool.items == backwards.items
         hits.update(pool.items)
     assert len(hits) == 50
     assert all(120 < n < 280 for n in hits.values())  # expected 200 each

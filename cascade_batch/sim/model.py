@@ -232,7 +232,7 @@ def reply(
 ) -> Reply:
     """The whole simulated answer to one request (without faults)."""
     prompt = count_tokens(messages)
-    text = last_user_text(messages)
+    text = " ".join(last_user_text(messages).split())  # the same question, however it is spaced
     max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
     if is_classifier_request(messages):
         out = classifier_reply(text, junk_rate=junk_rate)
