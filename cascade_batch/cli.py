@@ -109,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     proj.add_argument("--quiet", action="store_true", help="no table on stderr")
     _sim_options(proj, prefix="sim-")
 
+    aud = sub.add_parser("audit", help="judge a sample of cascade answers against the top tier's")
+    aud.add_argument("output", metavar="OUTPUT.jsonl", help="the run's output")
+    aud.add_argument("--input", required=True, metavar="INPUT", help="the run's input (for the requests)")
+    _endpoint_options(aud)
+    aud.add_argument("--sample", type=int, default=50, metavar="N", help="records to audit, stratified by tier")
+    aud.add_argument("--judge-model", metavar="M", help="the judge (default: the top tier's model)")
+    aud.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
+    aud.add_argument("--audit-file", metavar="FILE", help="where judgements go (default OUTPUT.audit.jsonl)")
+    aud.add_argument("--resume", action="store_true", help="continue an interrupted audit")
+    aud.add_argument("--overwrite", action="store_true", help="start the audit file over")
+    aud.add_argument("--json", metavar="FILE", help="write the audit JSON to FILE ('-' = stdout)")
+    aud.add_argument("--quiet", action="store_true", help="no table on stderr")
+    _sim_options(aud, prefix="sim-")
+
     rep = sub.add_parser("report", help="rebuild the summary of a finished or partial output file")
     rep.add_argument("output", metavar="OUTPUT.jsonl")
     rep.add_argument(
@@ -170,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _report(args)
             if args.command == "project":
                 return _project(args)
+            if args.command == "audit":
+                return _audit(args)
             return _simulate(args)
     except ConfigError as exc:
         print(f"cascade-batch: error: {exc}", file=sys.stderr)
@@ -376,6 +392,64 @@ async def _project_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -
             answer_sample=args.answer_sample,
             seed=args.seed,
             scale=args.scale,
+        )
+        tg.cancel_scope.cancel()
+    return result
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import anyio
+
+    from . import config as config_mod
+    from .errors import ConfigError
+
+    cfg = _apply_sim_options(config_mod.load(args.config), args, "sim_")
+    for path in (args.output, args.input):
+        if not os.path.isfile(path):
+            raise ConfigError(f"file not found: {path}")
+    if args.sample < 1:
+        raise ConfigError("--sample must be at least 1")
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other")
+    endpoint = None
+    if not args.simulate:
+        from .api import resolve_endpoint
+
+        endpoint = resolve_endpoint(cfg, args.base_url)
+    result = anyio.run(_audit_async, args, cfg, endpoint)
+    if args.json:
+        _write_json(args.json, result)
+    if not args.quiet:
+        from .render import print_audit
+
+        print_audit(result)
+    return EXIT_OK
+
+
+async def _audit_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> dict[str, Any]:
+    import anyio
+
+    from .audit import audit
+    from .client import Endpoint
+
+    mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
+    async with anyio.create_task_group() as tg:
+        if args.simulate:
+            from .sim import Simulator, serve
+
+            url = await tg.start(serve, Simulator(cfg))
+            endpoint = Endpoint(url, "simulated-key")
+            _say(args, f"using the built-in simulator at {url} (simulated answers, not a real model)")
+        result = await audit(
+            args.output,
+            args.input,
+            cfg,
+            endpoint,
+            sample=args.sample,
+            judge_model=args.judge_model,
+            seed=args.seed,
+            audit_path=args.audit_file,
+            mode=mode,
         )
         tg.cancel_scope.cancel()
     return result

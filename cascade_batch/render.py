@@ -108,3 +108,45 @@ def print_projection(p: dict[str, Any]) -> None:
         alt.add_row(name, money(a["cost"]))
     console.print(alt)
     console.print(f"the projection itself cost {p['projection_cost']:.6f} {cur}")
+
+
+def print_audit(a: dict[str, Any]) -> None:
+    """The quality audit as tables on stderr: win/tie/loss vs the top tier, cost, threshold replay."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=sys.stderr)
+    cur = a["currency"]
+    table = Table(title=f"quality audit: cascade vs top tier ({a['sampled']} records)", title_justify="left")
+    for col in ("tier", "n", "win", "tie", "loss", "loss 95 % CI"):
+        table.add_column(col, justify="left" if col == "tier" else "right")
+
+    def row(name: str, s: dict[str, Any], n: int) -> None:
+        ci = s["loss_ci95"]
+        table.add_row(
+            name,
+            str(n),
+            f"{100 * s['win']:.0f} %",
+            f"{100 * s['tie']:.0f} %",
+            f"{100 * s['loss']:.0f} %",
+            f"[{100 * ci[0]:.0f}, {100 * ci[1]:.0f}] %",
+        )
+
+    for tier, s in a["by_tier"].items():
+        row(tier, s, s["n"])
+    row("overall", a["overall"], a["sampled"])
+    console.print(table)
+    savings = a["run_savings_pct"]
+    console.print(
+        f"the run saved {savings} % against the top tier; estimated quality loss "
+        f"{100 * a['overall']['loss']:.1f} % of answers; this audit cost {a['audit_cost']:.6f} {cur}"
+    )
+    replay = Table(title="min_words replay (audited sample, no new calls)", title_justify="left")
+    for col in ("min_words", "loss", f"cost ({cur})"):
+        replay.add_column(col, justify="right")
+    for r in a["min_words_replay"]:
+        if r["loss"] is None:
+            replay.add_row(str(r["min_words"]), "n/a", "n/a (discarded answers are not kept)")
+        else:
+            replay.add_row(str(r["min_words"]), f"{100 * r['loss']:.1f} %", f"{r['cost']:.6f}")
+    console.print(replay)

@@ -164,6 +164,26 @@ def classifier_reply(text: str, *, junk_rate: float = 0.0) -> str:
     return fmt.format(w=word, W=word.capitalize(), U=word.upper())
 
 
+_JUDGE_FORMATS = ("{v}", "**{v}**", "{v}.", "Answer {v}")
+
+
+def is_judge_request(messages: Sequence[dict[str, Any]]) -> bool:
+    first = messages[0] if messages else {}
+    return first.get("role") == "system" and "judge" in str(first.get("content", "")).lower()
+
+
+def judge_reply(text: str) -> str:
+    """A deterministic verdict: the clearly longer answer wins (by 25 %), else a tie."""
+    match = re.search(r"Answer A:\n(.*)\n\nAnswer B:\n(.*)\n\nWhich answer", text, re.DOTALL)
+    if match is None:
+        return "tie"
+    a, b = len(match.group(1).split()), len(match.group(2).split())
+    verdict = "A" if a > 1.25 * b else "B" if b > 1.25 * a else "tie"
+    if verdict == "tie":
+        return "Tie." if stable_hash("judge", text) % 2 else "tie"
+    return _JUDGE_FORMATS[stable_hash("judge", text) % len(_JUDGE_FORMATS)].format(v=verdict)
+
+
 def is_classifier_request(messages: Sequence[dict[str, Any]]) -> bool:
     first = messages[0] if messages else {}
     return first.get("role") == "system" and "classify" in str(first.get("content", "")).lower()
@@ -234,6 +254,9 @@ def reply(
     prompt = count_tokens(messages)
     text = " ".join(last_user_text(messages).split())  # the same question, however it is spaced
     max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
+    if is_judge_request(messages):
+        out = judge_reply(last_user_text(messages))
+        return _limit(out, prompt, max(1, math.ceil(len(out) / 4)), max_tokens)
     if is_classifier_request(messages):
         out = classifier_reply(text, junk_rate=junk_rate)
         return _limit(out, prompt, max(1, math.ceil(len(out) / 4)), max_tokens)
