@@ -29,7 +29,7 @@ from .config import Config
 from .control import RunControl
 from .dedup import Deduper, Reuse
 from .errors import ConfigError, unwrap_groups
-from .jsonl import read_lines
+from .jsonl import count_lines, read_lines
 from .limits import Gates
 from .outfile import OutputFile
 from .pipeline import Item, Reading, Record, Stage, run_pipeline
@@ -166,8 +166,16 @@ async def run_file(
     """
     summary = summary if summary is not None else Summary(currency=cfg.currency)
     control = control if control is not None else RunControl()
+    expected = 0
+    if isinstance(queries, str) and queries != "-" and os.path.isfile(queries):
+        expected = await anyio.to_thread.run_sync(count_lines, queries)  # sizes the id index once
     out = OutputFile(
-        output, mode=mode, retry_errors=retry_errors, on_kept=summary.add_resumed, output_format=output_format
+        output,
+        mode=mode,
+        retry_errors=retry_errors,
+        on_kept=summary.add_resumed,
+        output_format=output_format,
+        expected_ids=expected,
     )
     input_errors = 0
     cache = ResponseCache(cache_path, ttl_s=cache_ttl_s) if cache_path else None

@@ -40,6 +40,11 @@ def request_key(query: Query, salt: bytes = b"") -> bytes:
     return h.digest()
 
 
+def slim(record: Record) -> Record:
+    """What a later copy needs of a finished record."""
+    return {k: record[k] for k in (*_SHARED, "usage", "cost") if k in record}
+
+
 def saved_by(record: Record) -> dict[str, Any]:
     """What reusing `record` saved: its calls, tokens and cost."""
     usage = record.get("usage") or {}
@@ -78,7 +83,7 @@ class Deduper:
         self.currency = currency
         self.window = window
         self._waiting: dict[bytes, list[Query]] = {}
-        self._recent: OrderedDict[bytes, Record] = OrderedDict()
+        self._recent: OrderedDict[bytes, bytes] = OrderedDict()  # key → the slim result, JSON-encoded (compact)
 
     def admit(self, query: Query, key: bytes) -> Record | bool:
         """True: a new request, process it. False: parked behind an identical one in flight.
@@ -86,7 +91,7 @@ class Deduper:
         recent = self._recent.get(key)
         if recent is not None:
             self._recent.move_to_end(key)
-            return copy_for(recent, query, "dedup", self.currency)
+            return copy_for(orjson.loads(recent), query, "dedup", self.currency)
         waiting = self._waiting.get(key)
         if waiting is not None:
             waiting.append(query)
@@ -98,7 +103,7 @@ class Deduper:
         """Records for the copies parked behind `record`'s request; remembers the result."""
         copies = self._waiting.pop(key, [])
         if record.get("status") == "ok" and self.window > 0:
-            self._recent[key] = {k: record[k] for k in (*_SHARED, "usage", "cost") if k in record}
+            self._recent[key] = orjson.dumps(slim(record))
             if len(self._recent) > self.window:
                 self._recent.popitem(last=False)
         return [copy_for(record, q, "dedup", self.currency) for q in copies]
@@ -135,5 +140,5 @@ class Reuse:
         if key is None:
             return []
         if self.cache is not None and record.get("status") == "ok":
-            await self.cache.put(key, {k: record[k] for k in (*_SHARED, "usage", "cost") if k in record})
+            await self.cache.put(key, slim(record))
         return self.deduper.finish(record, key) if self.deduper is not None else []

@@ -89,17 +89,25 @@ def count_lines(path: str) -> int:
 
 
 class IdIndex:
-    """A set of record ids in about 16 bytes each: 64-bit hashes, open addressing.
+    """A set of record ids in about 11 bytes each: 64-bit hashes, open addressing.
 
     Nightly logs have millions of ids; a Python set of strings would cost
-    ~100 bytes per id. False "duplicate" reports need a 64-bit hash collision
-    (about 3e-8 for a million ids).
+    ~100 bytes per id. The table is kept at most 70 % full; sized from the
+    expected count (the input's line count when known), it never has to
+    grow, so there is no moment with the old and the new table both alive.
+    False "duplicate" reports need a 64-bit hash collision (about 3e-8 for a
+    million ids).
     """
 
-    def __init__(self, capacity: int = 1 << 16) -> None:
-        self._slots = array("Q", bytes(8 * capacity))
-        self._mask = capacity - 1
+    MAX_LOAD = 0.7
+
+    def __init__(self, expected: int = 0) -> None:
+        self._slots = self._table(max(1024, int(expected / self.MAX_LOAD) + 1))
         self._count = 0
+
+    @staticmethod
+    def _table(size: int) -> array[int]:
+        return array("Q", [0]) * size  # allocated once, no temporary buffer
 
     def __len__(self) -> int:
         return self._count
@@ -112,13 +120,14 @@ class IdIndex:
 
     def add(self, rid: str | int) -> bool:
         """Insert `rid`; False if it was already there."""
-        if (self._count + 1) * 2 > len(self._slots):
+        if self._count + 1 > self.MAX_LOAD * len(self._slots):
             self._grow()
         return self._insert(self.key(rid))
 
     def _insert(self, h: int) -> bool:
-        slots, mask = self._slots, self._mask
-        i = h & mask
+        slots = self._slots
+        size = len(slots)
+        i = h % size
         while True:
             current = slots[i]
             if current == 0:
@@ -127,12 +136,11 @@ class IdIndex:
                 return True
             if current == h:
                 return False
-            i = (i + 1) & mask
+            i = i + 1 if i + 1 < size else 0
 
     def _grow(self) -> None:
         old = self._slots
-        self._slots = array("Q", bytes(8 * len(old) * 2))
-        self._mask = len(self._slots) - 1
+        self._slots = self._table(len(old) * 2)
         self._count = 0
         for h in old:
             if h:

@@ -59,15 +59,13 @@ def _torn_tail(path: str) -> int:
         return 0
 
 
-def scan(
-    path: str, *, retry_errors: bool = False, on_kept: Callable[[dict[str, Any]], None] | None = None
-) -> ResumeState:
+def scan(path: str, *, retry_errors: bool = False, on_kept: Fold | None = None, expected_ids: int = 0) -> ResumeState:
     """Read an existing output: repair a torn tail, note which lines are done.
 
     With `retry_errors`, error records are not counted as done and the file
     is rewritten without them (atomically), so their lines run again.
     """
-    state = ResumeState()
+    state = ResumeState(ids=IdIndex(expected_ids))
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         return state
     cut = _torn_tail(path)
@@ -139,6 +137,7 @@ class OutputFile:
         fsync_s: float = 1.0,
         on_kept: Fold | None = None,
         output_format: str = "cascade",
+        expected_ids: int = 0,
     ) -> None:
         self.path = path
         self._stdout = path == "-"
@@ -146,7 +145,7 @@ class OutputFile:
         self._last_sync = time.monotonic()
         self._lock_fd: int | None = None
         self._batch_format = output_format == "openai-batch"
-        self.resumed = ResumeState()
+        self.resumed = ResumeState(ids=IdIndex(expected_ids))
         if self._stdout:
             if mode == "resume":
                 raise ConfigError("--resume needs an output file, not stdout")
@@ -160,7 +159,7 @@ class OutputFile:
             if mode == "overwrite":
                 os.truncate(path, 0) if exists else None
             elif mode == "resume":
-                self.resumed = scan(path, retry_errors=retry_errors, on_kept=on_kept)
+                self.resumed = scan(path, retry_errors=retry_errors, on_kept=on_kept, expected_ids=expected_ids)
             elif exists:
                 raise ConfigError(f"{path} is not empty; pass --resume to continue it or --overwrite to replace it")
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

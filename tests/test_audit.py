@@ -18,8 +18,18 @@ from .helpers import queries
 
 @pytest.mark.parametrize(
     "raw, expected",
-    [("A", "A"), ("**B**", "B"), ("Answer A.", "A"), ("Tie.", "tie"), (" tie\n", "tie"), ("b", "B"),
-     ("<think>A or B?</think> B", "B"), ("both are fine", None), ("", None), (None, None)],
+    [
+        ("A", "A"),
+        ("**B**", "B"),
+        ("Answer A.", "A"),
+        ("Tie.", "tie"),
+        (" tie\n", "tie"),
+        ("b", "B"),
+        ("<think>A or B?</think> B", "B"),
+        ("both are fine", None),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_parse_verdict(raw: str | None, expected: str | None) -> None:
     """Judge replies parse like classifier labels; junk gives None."""
@@ -49,7 +59,7 @@ def test_allocation_is_stratified() -> None:
 
 
 async def test_a_known_loss_is_reported_and_the_audit_cost_is_its_calls(tmp_path: Path) -> None:
-    """Kept too-short answers lose to the top tier; the audit's cost equals its calls x prices; resume redoes nothing."""
+    """Kept too-short answers lose to the top tier; the audit costs its calls x prices; resume redoes nothing."""
     cfg = make_config(sim={"short_answer_rate": 1.0}, escalation=EscalationConfig(min_words=1))
     src = tmp_path / "in.jsonl"
     rows = [r for r in queries(60) if "capital" in r["query"] or "prime" in r["query"]]  # simple ones

@@ -97,7 +97,7 @@ async def test_read_lines_skips_long_lines_across_chunks(tmp_path: Path) -> None
 
 def test_id_index_finds_duplicates_and_grows() -> None:
     """The compact id index answers membership exactly across growth; int and str ids differ."""
-    index = IdIndex(capacity=8)
+    index = IdIndex()
     assert all(index.add(f"id-{i}") for i in range(5000))
     assert not index.add("id-42")
     assert index.add(42) and not index.add(42)
