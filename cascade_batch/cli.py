@@ -247,7 +247,6 @@ async def _run_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> in
     import anyio
 
     from .api import run_file
-    from .client import Endpoint
     from .control import RunControl
     from .jsonl import count_lines
     from .summary import Summary
@@ -260,11 +259,7 @@ async def _run_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> in
     async with anyio.create_task_group() as tg:
         tg.start_soon(_watch_signals, control, args.quiet)
         if args.simulate:
-            from .sim import Simulator, serve
-
-            url = await tg.start(serve, Simulator(cfg))
-            endpoint = Endpoint(url, "simulated-key")
-            _say(args, f"using the built-in simulator at {url} (simulated answers, not a real model)")
+            endpoint = await _start_simulator(tg, args, cfg)
         if bar is not None and args.input != "-":
 
             async def total() -> None:
@@ -293,10 +288,7 @@ async def _run_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> in
         tg.cancel_scope.cancel()
     snap = summary.snapshot(cfg, wall_s=time.monotonic() - started)
     if args.summary:
-        import orjson
-
-        with open(args.summary, "wb") as fh:
-            fh.write(orjson.dumps(snap, option=orjson.OPT_INDENT_2))
+        _write_json(args.summary, snap)
     if not args.quiet:
         from .render import print_summary
 
@@ -346,8 +338,6 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 
 def _project(args: argparse.Namespace) -> int:
-    import anyio
-
     from . import config as config_mod
     from .errors import ConfigError
 
@@ -356,35 +346,10 @@ def _project(args: argparse.Namespace) -> int:
         raise ConfigError(f"input file not found: {args.input}")
     if args.sample < 0 or args.answer_sample < 1 or args.scale <= 0:
         raise ConfigError("--sample must be >= 0, --answer-sample >= 1 and --scale > 0")
-    endpoint = None
-    if not args.simulate:
-        from .api import resolve_endpoint
-
-        endpoint = resolve_endpoint(cfg, args.base_url)
-    result = anyio.run(_project_async, args, cfg, endpoint)
-    if args.json:
-        _write_json(args.json, result)
-    if not args.quiet:
-        from .render import print_projection
-
-        print_projection(result)
-    return EXIT_OK
-
-
-async def _project_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> dict[str, Any]:
-    import anyio
-
-    from .client import Endpoint
     from .project import project
 
-    async with anyio.create_task_group() as tg:
-        if args.simulate:
-            from .sim import Simulator, serve
-
-            url = await tg.start(serve, Simulator(cfg))
-            endpoint = Endpoint(url, "simulated-key")
-            _say(args, f"using the built-in simulator at {url} (simulated answers, not a real model)")
-        result = await project(
+    async def job(endpoint: Any) -> dict[str, Any]:
+        return await project(
             args.input,
             cfg,
             endpoint,
@@ -393,13 +358,13 @@ async def _project_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -
             seed=args.seed,
             scale=args.scale,
         )
-        tg.cancel_scope.cancel()
-    return result
+
+    from .render import print_projection
+
+    return _model_job(args, cfg, job, print_projection)
 
 
 def _audit(args: argparse.Namespace) -> int:
-    import anyio
-
     from . import config as config_mod
     from .errors import ConfigError
 
@@ -411,36 +376,12 @@ def _audit(args: argparse.Namespace) -> int:
         raise ConfigError("--sample must be at least 1")
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite contradict each other")
-    endpoint = None
-    if not args.simulate:
-        from .api import resolve_endpoint
-
-        endpoint = resolve_endpoint(cfg, args.base_url)
-    result = anyio.run(_audit_async, args, cfg, endpoint)
-    if args.json:
-        _write_json(args.json, result)
-    if not args.quiet:
-        from .render import print_audit
-
-        print_audit(result)
-    return EXIT_OK
-
-
-async def _audit_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> dict[str, Any]:
-    import anyio
-
     from .audit import audit
-    from .client import Endpoint
 
     mode = "resume" if args.resume else "overwrite" if args.overwrite else "new"
-    async with anyio.create_task_group() as tg:
-        if args.simulate:
-            from .sim import Simulator, serve
 
-            url = await tg.start(serve, Simulator(cfg))
-            endpoint = Endpoint(url, "simulated-key")
-            _say(args, f"using the built-in simulator at {url} (simulated answers, not a real model)")
-        result = await audit(
+    async def job(endpoint: Any) -> dict[str, Any]:
+        return await audit(
             args.output,
             args.input,
             cfg,
@@ -451,8 +392,45 @@ async def _audit_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> 
             audit_path=args.audit_file,
             mode=mode,
         )
-        tg.cancel_scope.cancel()
-    return result
+
+    from .render import print_audit
+
+    return _model_job(args, cfg, job, print_audit)
+
+
+def _model_job(args: argparse.Namespace, cfg: Config, job: Any, show: Any) -> int:
+    """Run `job(endpoint)` against the configured endpoint or the simulator; write --json; show the result."""
+    import anyio
+
+    endpoint = None
+    if not args.simulate:
+        from .api import resolve_endpoint
+
+        endpoint = resolve_endpoint(cfg, args.base_url)
+
+    async def main() -> dict[str, Any]:
+        async with anyio.create_task_group() as tg:
+            ep = await _start_simulator(tg, args, cfg) if args.simulate else endpoint
+            result: dict[str, Any] = await job(ep)
+            tg.cancel_scope.cancel()
+        return result
+
+    result = anyio.run(main)
+    if args.json:
+        _write_json(args.json, result)
+    if not args.quiet:
+        show(result)
+    return EXIT_OK
+
+
+async def _start_simulator(tg: Any, args: argparse.Namespace, cfg: Config) -> Any:
+    """Start the built-in simulator in `tg` (the caller cancels it) and return its endpoint."""
+    from .client import Endpoint
+    from .sim import Simulator, serve
+
+    url = await tg.start(serve, Simulator(cfg))
+    _say(args, f"using the built-in simulator at {url} (simulated answers, not a real model)")
+    return Endpoint(url, "simulated-key")
 
 
 def _write_json(target: str, data: Any) -> None:

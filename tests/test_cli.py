@@ -170,3 +170,70 @@ def test_public_api_is_pinned() -> None:
         "stream",
     ]
     assert "***" in repr(cascade_batch.Endpoint("http://x", FAKE_KEY))
+
+
+def test_project_and_audit_commands_write_the_documented_json(tmp_path: Path) -> None:
+    """`project` and `audit` run end to end on the simulator and write DESIGN §6's keys."""
+    fast = tmp_path / "fast.toml"
+    fast.write_text(
+        "".join(
+            f'[models."{m}"]\nrpm = 0\n' for m in ("Qwen3.5-0.8B", "Qwen3.6-35B-A3B-FP8", "Mistral-Medium-3.5-128B")
+        )
+    )
+    proj = cli(
+        "project",
+        str(SAMPLES),
+        "--simulate",
+        "-c",
+        str(fast),
+        "--answer-sample",
+        "5",
+        "--json",
+        "-",
+        "--sim-latency-ms",
+        "0",
+        "--quiet",
+    )
+    assert proj.returncode == 0, proj.stderr.decode()
+    data = orjson.loads(proj.stdout)
+    assert set(data) >= {
+        "lines",
+        "classified",
+        "answered_sample",
+        "scenarios",
+        "savings_pct",
+        "tier3_alternatives",
+        "projection_cost",
+        "currency",
+    }
+    assert set(data["scenarios"]) == {"cascade", "all_top", "all_middle"}
+    out = tmp_path / "out.jsonl"
+    run = cli("run", str(SAMPLES), "-o", str(out), "--simulate", "-c", str(fast), "--quiet", "--sim-latency-ms", "0")
+    assert run.returncode == 0, run.stderr.decode()
+    aud = cli(
+        "audit",
+        str(out),
+        "--input",
+        str(SAMPLES),
+        "--simulate",
+        "-c",
+        str(fast),
+        "--sample",
+        "8",
+        "--json",
+        "-",
+        "--sim-latency-ms",
+        "0",
+    )
+    assert aud.returncode == 0, aud.stderr.decode()
+    result = orjson.loads(aud.stdout)
+    assert set(result) >= {
+        "sampled",
+        "overall",
+        "by_tier",
+        "audit_cost",
+        "run_savings_pct",
+        "min_words_replay",
+        "currency",
+    }
+    assert result["sampled"] == 8 and "quality audit" in aud.stderr.decode()
