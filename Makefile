@@ -11,7 +11,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]'  # dev includes the ray extra: its tests run in CI
 	touch $(STAMP)
 
 # The zero-setup demo: the sample queries through the three tiers of the built-in simulator.
@@ -36,6 +36,7 @@ bench: install
 	$(PY) bench/latency.py
 	$(PY) bench/saturation.py
 	$(PY) bench/dedup.py
+	$(PY) bench/ray_engine.py
 	$(PY) bench/memory.py
 
 clean:

@@ -30,7 +30,7 @@ from .control import RunControl
 from .dedup import Deduper, Reuse
 from .errors import ConfigError, unwrap_groups
 from .jsonl import count_lines, read_lines
-from .limits import Gates
+from .limits import Gates, Windows, local_windows
 from .outfile import OutputFile
 from .pipeline import Item, Reading, Record, Stage, run_pipeline
 from .records import INPUT_ERRORS
@@ -66,13 +66,19 @@ async def _items(queries: Queries, max_line_bytes: int) -> AsyncIterator[Item]:
 
 
 @asynccontextmanager
-async def open_caller(cfg: Config, endpoint: Endpoint, models: tuple[str, ...] = ()) -> AsyncIterator[Caller]:
-    """A client with one gate per model (the config's, plus `models`), closed on exit."""
+async def open_caller(
+    cfg: Config, endpoint: Endpoint, models: tuple[str, ...] = (), windows: Windows | None = None
+) -> AsyncIterator[Caller]:
+    """A client with one gate per model (the config's, plus `models`), closed on exit.
+
+    `windows` replaces the local rate windows (the Ray engine leases from a shared budget).
+    """
     names = tuple(dict.fromkeys((*cfg.used_models(), *models)))
     connections = sum(cfg.models[m].max_concurrency for m in names)
     client = make_client(endpoint, cfg.retry, connections=connections, backend=cfg.http_backend)
+    windows = windows or partial(local_windows, window_s=cfg.rate_window_s)
     try:
-        yield Caller(client, Gates.build(cfg.models, names), cfg, secret=endpoint.api_key)
+        yield Caller(client, Gates.build(cfg.models, names, windows), cfg, secret=endpoint.api_key)
     finally:
         with anyio.CancelScope(shield=True):
             await client.close()
@@ -89,6 +95,7 @@ async def stream(
     classify_only: bool = False,
     items: AsyncIterable[Item] | None = None,
     cache: ResponseCache | None = None,
+    windows: Windows | None = None,
     buffer: int = 256,
 ) -> AsyncIterator[ObjectReceiveStream[Record]]:
     """Run the cascade over `queries`; yields the stream of output records.
@@ -104,7 +111,7 @@ async def stream(
     deduper = Deduper(cfg.currency, cfg.dedup.window) if cfg.dedup.enabled else None
     if deduper is not None or cache is not None:
         reading.reuse = Reuse(deduper, cache, settings_salt(cfg, classify_only=classify_only), cfg.currency)
-    async with open_caller(cfg, endpoint) as caller:
+    async with open_caller(cfg, endpoint, windows=windows) as caller:
         send, recv = anyio.create_memory_object_stream[Record](buffer)
         with unwrap_groups():
             async with anyio.create_task_group() as tg:
@@ -148,6 +155,8 @@ async def run_file(
     output_format: str = "cascade",
     cache_path: str | None = None,
     cache_ttl_s: float = 0.0,
+    items: AsyncIterable[Item] | None = None,
+    windows: Windows | None = None,
     summary: Summary | None = None,
     on_record: Callable[[Summary], None] | None = None,
 ) -> Summary:
@@ -184,7 +193,15 @@ async def run_file(
             await cache.open()
         reading = Reading(skip=out.resumed.done, ids=out.resumed.ids)
         async with stream(
-            queries, cfg, endpoint, reading=reading, control=control, classify_only=classify_only, cache=cache
+            queries,
+            cfg,
+            endpoint,
+            reading=reading,
+            control=control,
+            classify_only=classify_only,
+            cache=cache,
+            items=items,
+            windows=windows,
         ) as results:
             async for record in results:
                 batch = [record]

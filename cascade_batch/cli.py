@@ -57,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="stop (gracefully, exit status 3) after N unusable input lines (default: never)",
     )
+    run.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local (default) or ray: the same cascade on a Ray cluster; OUTPUT is then a directory",
+    )
+    run.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --engine ray: 'auto' or ray://host:port (default: $RAY_ADDRESS, else a local cluster)",
+    )
+    run.add_argument("--workers", type=int, default=2, metavar="N", help="with --engine ray: actors (default 2)")
     run.add_argument("--no-dedup", action="store_true", help="call the model again for identical requests")
     run.add_argument("--cache", metavar="PATH", help="persistent response cache (SQLite); off by default")
     run.add_argument("--cache-ttl", metavar="AGE", help="ignore cache entries older than AGE (e.g. 3600, 90m, 12h, 7d)")
@@ -235,12 +247,51 @@ def _run(args: argparse.Namespace) -> int:
     if args.no_dedup:
         cfg = cfg.with_overrides(dedup=replace(cfg.dedup, enabled=False))
     _check_args(args)
+    if args.engine == "ray":
+        return _run_ray(args, cfg)
     endpoint = None
     if not args.simulate:
         from .api import resolve_endpoint
 
         endpoint = resolve_endpoint(cfg, args.base_url)
     return anyio.run(_run_async, args, cfg, endpoint)
+
+
+def _run_ray(args: argparse.Namespace, cfg: Config) -> int:
+    """The Ray engine: blocking Ray calls run in a thread so a --simulate simulator keeps serving."""
+    from .errors import ConfigError
+    from .ray import import_ray, run_ray
+
+    import_ray()
+    if args.input == "-" or args.output == "-":
+        raise ConfigError("--engine ray reads a file and writes a directory (no '-')")
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    options = {"classify_only": args.classify_only, "output_format": args.output_format}
+
+    def job(endpoint: Any) -> dict[str, Any]:
+        return run_ray(
+            args.input,
+            args.output,
+            cfg,
+            endpoint,
+            workers=args.workers,
+            address=args.ray_address or os.environ.get("RAY_ADDRESS"),
+            resume=args.resume,
+            overwrite=args.overwrite,
+            options=options,
+        )
+
+    async def threaded(endpoint: Any) -> dict[str, Any]:
+        import anyio
+
+        return await anyio.to_thread.run_sync(job, endpoint)
+
+    from .render import print_summary
+
+    snap = _model_job(argparse.Namespace(**{**vars(args), "json": args.summary}), cfg, threaded, print_summary)
+    errors = snap["records"]["error"]
+    return EXIT_OK if not errors else EXIT_ERRORS
 
 
 async def _run_async(args: argparse.Namespace, cfg: Config, endpoint: Any) -> int:
@@ -361,7 +412,8 @@ def _project(args: argparse.Namespace) -> int:
 
     from .render import print_projection
 
-    return _model_job(args, cfg, job, print_projection)
+    _model_job(args, cfg, job, print_projection)
+    return EXIT_OK
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -395,10 +447,11 @@ def _audit(args: argparse.Namespace) -> int:
 
     from .render import print_audit
 
-    return _model_job(args, cfg, job, print_audit)
+    _model_job(args, cfg, job, print_audit)
+    return EXIT_OK
 
 
-def _model_job(args: argparse.Namespace, cfg: Config, job: Any, show: Any) -> int:
+def _model_job(args: argparse.Namespace, cfg: Config, job: Any, show: Any) -> dict[str, Any]:
     """Run `job(endpoint)` against the configured endpoint or the simulator; write --json; show the result."""
     import anyio
 
@@ -420,7 +473,7 @@ def _model_job(args: argparse.Namespace, cfg: Config, job: Any, show: Any) -> in
         _write_json(args.json, result)
     if not args.quiet:
         show(result)
-    return EXIT_OK
+    return result
 
 
 async def _start_simulator(tg: Any, args: argparse.Namespace, cfg: Config) -> Any:

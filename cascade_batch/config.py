@@ -9,6 +9,7 @@ message that names the key.
 
 from __future__ import annotations
 
+import copyreg
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -135,6 +136,14 @@ class SimulatorConfig:
 SIM_FAULTS = frozenset(SimulatorConfig().faults)
 
 
+# Configs travel to other processes (Ray workers): mapping proxies pickle as the dict they wrap.
+def _frozen(data: dict[str, Any]) -> MappingProxyType[str, Any]:
+    return MappingProxyType(data)
+
+
+copyreg.pickle(MappingProxyType, lambda m: (_frozen, (dict(m),)))
+
+
 def _default_models() -> dict[str, ModelConfig]:
     thinking_off = MappingProxyType({"chat_template_kwargs": {"enable_thinking": False}})
     return {
@@ -157,6 +166,7 @@ class Config:
     api_key_env: str = "OPENAI_API_KEY"
     currency: str = "EUR"
     http_backend: str = "aiohttp"  # or "httpx" (the SDK's default transport)
+    rate_window_s: float = 60.0  # the provider's rate-limit window: rpm/tpm count per this many seconds
     classifier: ClassifierConfig = ClassifierConfig()
     tiers: tuple[TierConfig, ...] = (
         TierConfig("simple", "Qwen3.5-0.8B"),
@@ -241,6 +251,8 @@ def from_dict(data: Mapping[str, Any], *, source: str = "config") -> Config:
     for key, value in data.items():
         if key in ("base_url", "api_key_env", "currency", "http_backend"):
             kwargs[key] = _typed(source, key, value, str)
+        elif key == "rate_window_s":
+            kwargs[key] = _typed(source, key, value, float)
         elif key in sections:
             kwargs[key] = _section(source, key, value, sections[key])
         elif key == "tiers":
@@ -335,6 +347,8 @@ def _models(source: str, value: Any, defaults: Mapping[str, ModelConfig]) -> dic
 
 def validate(cfg: Config) -> Config:
     """Check cross-field rules; return `cfg` unchanged or raise ConfigError naming the key."""
+    if cfg.rate_window_s <= 0:
+        raise ConfigError("config: `rate_window_s` must be positive")
     if cfg.http_backend not in ("aiohttp", "httpx"):
         raise ConfigError(f'config: `http_backend` must be "aiohttp" or "httpx", not {cfg.http_backend!r}')
     names = cfg.tier_names

@@ -20,6 +20,7 @@ import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 import anyio
 
@@ -156,15 +157,33 @@ class PacedWindow(SlidingWindow):
             return grant
 
 
+class Window(Protocol):
+    """What a gate needs of a minute limit (a local window, or capacity leased from a shared budget)."""
+
+    async def acquire(self, amount: float = 1) -> Grant: ...
+
+    def correct(self, grant: Grant, actual: float) -> None: ...
+
+
+# Builds a model's (requests/min, tokens/min) windows; None = unlimited.
+Windows = Callable[[ModelConfig], tuple["Window | None", "Window | None"]]
+
+
+def local_windows(cfg: ModelConfig, window_s: float = 60.0) -> tuple[Window | None, Window | None]:
+    """This process's own windows: paced requests, sliding tokens."""
+    rpm: Window | None = PacedWindow(cfg.rpm, window_s) if cfg.rpm > 0 else None
+    tpm: Window | None = SlidingWindow(cfg.tpm, window_s) if cfg.tpm > 0 else None
+    return rpm, tpm
+
+
 class ModelGate:
     """Everything that paces calls to one model; one instance per model per run."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, windows: Windows = local_windows) -> None:
         self.cfg = cfg
         self.cooldown = Cooldown()
         self.concurrency = anyio.Semaphore(cfg.max_concurrency)
-        self.rpm = PacedWindow(cfg.rpm) if cfg.rpm > 0 else None
-        self.tpm = SlidingWindow(cfg.tpm) if cfg.tpm > 0 else None
+        self.rpm, self.tpm = windows(cfg)
         self._completion_avg = 256.0  # running mean of completion tokens, for estimates
         self.in_flight = 0
 
@@ -217,8 +236,9 @@ class Gates:
         self._gates = dict(gates)
 
     @classmethod
-    def build(cls, models: Mapping[str, ModelConfig], names: tuple[str, ...]) -> Gates:
-        return cls({name: ModelGate(models[name]) for name in names})
+    def build(cls, models: Mapping[str, ModelConfig], names: tuple[str, ...], windows: Windows | None = None) -> Gates:
+        """`windows` replaces the local minute windows (e.g. with a cluster-wide budget)."""
+        return cls({name: ModelGate(models[name], windows or local_windows) for name in names})
 
     def __getitem__(self, model: str) -> ModelGate:
         return self._gates[model]

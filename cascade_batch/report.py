@@ -26,9 +26,19 @@ class FileReport:
 
 
 def read_output(path: str | Path, cfg: Config) -> FileReport:
-    """Fold every record of an output file (either format) into a Summary."""
+    """Fold every record of an output file (either format), or of a Ray engine's OUTDIR, into a Summary."""
     summary = Summary(currency=cfg.currency)
     unreadable: list[int] = []
+    if Path(path).is_dir():
+        parts = sorted(Path(path).glob("part-*.jsonl")) + sorted(Path(path).glob("part-*.jsonl.partial"))
+        for part in parts:
+            _fold(part, summary, unreadable)
+        return FileReport(summary, unreadable)
+    _fold(Path(path), summary, unreadable)
+    return FileReport(summary, unreadable)
+
+
+def _fold(path: Path, summary: Summary, unreadable: list[int]) -> None:
     try:
         fh = open(path, "rb")  # noqa: SIM115
     except OSError as exc:
@@ -50,4 +60,3 @@ def read_output(path: str | Path, cfg: Config) -> FileReport:
                 unreadable.append(number)
                 continue
             summary.add(record)
-    return FileReport(summary, unreadable)
