@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from itertools import pairwise
-
 import pytest
 
 from cascade_batch.config import RetryConfig
@@ -103,12 +101,13 @@ async def test_sliding_window_waits_for_the_oldest_grant() -> None:
 
 
 async def test_paced_window_bursts_then_spaces_evenly() -> None:
-    """A burst of burst_s' worth goes at once; then acquisitions are one interval apart."""
+    """A burst of burst_s' worth goes at once; after it, the k-th acquisition is never before k intervals."""
     from cascade_batch.limits import PacedWindow
 
     window = PacedWindow(600, 6.0, burst_s=0.05, guard_s=0.0)  # 100/s, a burst of 5
     grants = [await window.acquire() for _ in range(12)]
     starts = [g.at - grants[0].at for g in grants]
-    assert starts[4] < 0.01  # the burst
-    gaps = [b - a for a, b in pairwise(starts[5:])]
-    assert all(g >= 0.0099 for g in gaps)  # then one every 10 ms
+    assert starts[4] < 0.05  # the burst: no waiting (only scheduling delays, never a 10 ms interval each)
+    for k in range(5, 12):
+        assert starts[k] >= (k - 4) * 0.01 - 1e-6  # the schedule: one every 10 ms
+    assert starts[11] >= 0.07
