@@ -140,3 +140,20 @@ async def test_resume_skips_finished_parts(ray_cluster: None, tmp_path: Path) ->
         assert sum(s.requests for s in handle.sim.stats.values()) == 0
     assert again["records"] == first["records"]
     assert read_output(tmp_path / "out", cfg).summary.snapshot(cfg)["by_tier"] == first["by_tier"]
+
+
+async def test_process_maps_a_dataset_of_records(ray_cluster: None) -> None:
+    """The library entry point: a Dataset of input records in, one output row per record out."""
+    from cascade_batch.ray import process
+
+    cfg = make_config()
+    rows = queries(40)
+    async with running(cfg) as handle:
+        ds = process(ray.data.from_items(rows), cfg, handle.endpoint, workers=2, batch_size=10)
+        out = await anyio.to_thread.run_sync(ds.take_all)
+    assert sorted(r["id"] for r in out) == sorted(r["id"] for r in rows)
+    for row in out:
+        record = orjson.loads(row["record"])
+        assert row["status"] == record["status"] == "ok"
+        assert row["tier"] == record["tier"] and row["cost_total"] == record["cost"]["total"]
+        assert record["answer"].startswith("[simulated")
