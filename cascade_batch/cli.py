@@ -186,6 +186,10 @@ def _apply_sim_options(cfg: Config, args: argparse.Namespace, prefix: str) -> Co
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("run", "project", "audit"):
+        from ._malloc import pin_malloc_thresholds
+
+        pin_malloc_thresholds()  # long runs: keep the heap from fragmenting (see _malloc)
     from .errors import ConfigError, RunAborted, unwrap_groups
 
     try:

@@ -176,3 +176,10 @@ def test_retry_after_header(headers: dict[str, str], expected: float | None) -> 
     from cascade_batch.client import retry_after
 
     assert retry_after(headers) == expected
+
+
+def test_malloc_thresholds_can_be_pinned_on_glibc() -> None:
+    """On this (glibc) machine the heap thresholds are pinned; the call is harmless elsewhere."""
+    from cascade_batch._malloc import pin_malloc_thresholds
+
+    assert pin_malloc_thresholds() is True
