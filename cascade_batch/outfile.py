@@ -186,10 +186,21 @@ class OutputFile:
         self._unlock()
 
     def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.unlink(self.path + ".lock")
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        """Remove the lock file if it is still ours, then release it.
+
+        Someone may have deleted the lock file while we ran and a new run
+        locked a new file at the same path: that one is not ours to remove.
+        """
+        if self._lock_fd is None:
+            return
+        lock_path = self.path + ".lock"
+        try:
+            if os.stat(lock_path).st_ino == os.fstat(self._lock_fd).st_ino:
+                os.unlink(lock_path)
+        except FileNotFoundError:
+            pass
+        os.close(self._lock_fd)
+        self._lock_fd = None
 
 
 def _lock(lock_path: str) -> int:

@@ -250,3 +250,17 @@ async def test_max_errors_stops_cleanly(tmp_path: Path) -> None:
     records = read_records(out)
     assert sum(1 for r in records if r["status"] == "error") >= 5
     assert len(records) < 400
+
+
+def test_a_lock_file_replaced_under_a_run_is_left_to_its_owner(tmp_path: Path) -> None:
+    """If OUTPUT.lock was deleted and re-created by another run, closing ours leaves theirs alone."""
+    path = str(tmp_path / "out.jsonl")
+    first = OutputFile(path)
+    os.unlink(path + ".lock")  # someone cleans up by hand while the run is going
+    second = OutputFile(path, mode="resume")  # a new run takes a new lock file at the same path
+    first.close()  # must neither fail nor remove the second run's lock
+    assert os.path.exists(path + ".lock")
+    with pytest.raises(ConfigError, match="another cascade-batch run"):
+        OutputFile(path, mode="resume")
+    second.close()
+    assert not os.path.exists(path + ".lock")
