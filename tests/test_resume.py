@@ -49,6 +49,13 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(x) for x in path.read_bytes().splitlines()]
 
 
+def run_args(tmp_path: Path, src: Path, out: Path, url: str, *extra: str) -> list[str]:
+    """`run SRC -o OUT` against `url` with the fast (unlimited, no backoff) config written beside them."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(FAST_TOML)
+    return ["run", str(src), "-o", str(out), "--base-url", url, "-c", str(cfg), *extra]
+
+
 def start_cli(*args: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     env["OPENAI_API_KEY"] = "sk-test"
@@ -70,21 +77,10 @@ async def test_sigkill_at_random_points_then_resume_exactly_once(tmp_path: Path)
     """Killed three times mid-run, resumed each time: one record per line, no call repeated for a written one."""
     n = 2500
     texts = write_input(tmp_path / "in.jsonl", n)
-    (tmp_path / "c.toml").write_text(FAST_TOML)
     out = tmp_path / "out.jsonl"
     rng = random.Random(7)
     async with running(make_config(sim={"latency_ms": 5.0})) as handle:
-        base = [
-            "run",
-            str(tmp_path / "in.jsonl"),
-            "-o",
-            str(out),
-            "--base-url",
-            handle.url,
-            "-c",
-            str(tmp_path / "c.toml"),
-            "--quiet",
-        ]
+        base = run_args(tmp_path, tmp_path / "in.jsonl", out, handle.url, "--quiet")
         kills = 0
         for attempt in range(4):
             done_before = {r["line"] for r in read_records(out)} if out.exists() else set()
@@ -168,19 +164,9 @@ async def test_sigint_finishes_in_flight_records_then_resume_completes(tmp_path:
     """Ctrl-C: exit 130, a valid file, a resume hint; the resumed run completes every line once."""
     n = 2000
     write_input(tmp_path / "in.jsonl", n)
-    (tmp_path / "c.toml").write_text(FAST_TOML)
     out = tmp_path / "out.jsonl"
     async with running(make_config(sim={"latency_ms": 200.0})) as handle:
-        base = [
-            "run",
-            str(tmp_path / "in.jsonl"),
-            "-o",
-            str(out),
-            "--base-url",
-            handle.url,
-            "-c",
-            str(tmp_path / "c.toml"),
-        ]
+        base = run_args(tmp_path, tmp_path / "in.jsonl", out, handle.url)
         proc = start_cli(*base)
         await anyio.sleep(1.5)
         proc.send_signal(signal.SIGINT)
@@ -199,21 +185,9 @@ async def test_sigint_finishes_in_flight_records_then_resume_completes(tmp_path:
 async def test_second_sigint_stops_at_once(tmp_path: Path) -> None:
     """A second Ctrl-C does not wait for the grace period and still leaves a valid file."""
     write_input(tmp_path / "in.jsonl", 200)
-    (tmp_path / "c.toml").write_text(FAST_TOML)
     out = tmp_path / "out.jsonl"
     async with running(make_config(sim={"latency_ms": 3000.0})) as handle:
-        proc = start_cli(
-            "run",
-            str(tmp_path / "in.jsonl"),
-            "-o",
-            str(out),
-            "--base-url",
-            handle.url,
-            "-c",
-            str(tmp_path / "c.toml"),
-            "--grace-s",
-            "60",
-        )
+        proc = start_cli(*run_args(tmp_path, tmp_path / "in.jsonl", out, handle.url, "--grace-s", "60"))
         await anyio.sleep(1.5)
         proc.send_signal(signal.SIGINT)
         await anyio.sleep(0.3)
@@ -229,21 +203,9 @@ async def test_max_errors_stops_cleanly(tmp_path: Path) -> None:
     """--max-errors N: the run stops after N bad lines, exit 3, and says how to resume."""
     src = tmp_path / "in.jsonl"
     src.write_bytes(b"".join(b"{bad\n" if i % 2 else orjson.dumps(r) + b"\n" for i, r in enumerate(queries(400))))
-    (tmp_path / "c.toml").write_text(FAST_TOML)
     out = tmp_path / "out.jsonl"
     async with running(make_config(sim={"latency_ms": 50.0})) as handle:
-        proc = start_cli(
-            "run",
-            str(src),
-            "-o",
-            str(out),
-            "--base-url",
-            handle.url,
-            "-c",
-            str(tmp_path / "c.toml"),
-            "--max-errors",
-            "5",
-        )
+        proc = start_cli(*run_args(tmp_path, src, out, handle.url, "--max-errors", "5"))
         code, err = await wait(proc)
     assert code == 3, err
     assert "--max-errors" in err and "--resume" in err
